@@ -89,7 +89,7 @@ def crossfit(
     seed: int = 0,
     bounds: tuple[float, float] = DEFAULT_BOUNDS,
 ) -> CrossFit:
-    """Scale every item with a temperature fit without (crossfit) or with (insample) its question."""
+    """Scale each item with a T fit without (crossfit) or with (insample) its question."""
     unique = list(dict.fromkeys(question_ids))
     if mode == "insample" or len(unique) < 2:
         temp = fit_temperature(preds, truths, bounds)
