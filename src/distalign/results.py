@@ -8,8 +8,10 @@ row stays in the table so failures are counted, never hidden.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -56,3 +58,39 @@ def items_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             frame[column] = None
     extra = [c for c in frame.columns if c not in ITEM_COLUMNS]
     return frame[ITEM_COLUMNS + extra]
+
+
+ITEMS_FILE = "items.parquet"
+MANIFEST_FILE = "manifest.json"
+
+
+def save_items(frame: pd.DataFrame, out_dir: Path, manifest: Mapping[str, Any]) -> Path:
+    """Write an items table (Parquet) and its manifest (JSON) into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / (ITEMS_FILE + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(out_dir / ITEMS_FILE)  # atomic: a crash never leaves half a table
+    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return out_dir
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Load an items table from a results folder (or an ``items.parquet`` file) as a DataFrame."""
+    target = Path(path)
+    file = target / ITEMS_FILE if target.is_dir() else target
+    if not file.exists():
+        raise FileNotFoundError(f"no results table at {file}")
+    frame = pd.read_parquet(file)
+    for column in ("letters", "pred", "truth"):
+        frame[column] = frame[column].map(_as_list)
+    return frame
+
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    target = Path(path)
+    file = target / MANIFEST_FILE if target.is_dir() else target.with_name(MANIFEST_FILE)
+    return dict(json.loads(file.read_text())) if file.exists() else {}
+
+
+def _as_list(value: Any) -> Any:
+    return None if value is None else list(value)
