@@ -123,7 +123,7 @@ def _scored(pred: FloatArray | None, target: Target, question: Question) -> dict
         "js": jensen_shannon(pred, target.probs),
         "w1": wasserstein_ordinal(pred, target.probs, question.ordinal)
         if question.ordinal is not None
-        else None,
+        else float("nan"),
     }
 
 

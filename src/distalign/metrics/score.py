@@ -19,5 +19,5 @@ def score_item(
     return {
         "tv": float(total_variation(p, t)),
         "js": float(jensen_shannon(p, t)),
-        "w1": wasserstein_ordinal(p, t, ordinal) if ordinal is not None else None,
+        "w1": wasserstein_ordinal(p, t, ordinal) if ordinal is not None else float("nan"),
     }

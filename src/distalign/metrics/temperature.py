@@ -41,10 +41,21 @@ def scale(probs: FloatArray, temperature: float) -> FloatArray:
 
 def scaled_tv(preds: list[FloatArray], truths: list[FloatArray], temperature: float) -> FloatArray:
     """TV of each temperature-scaled prediction to its truth (NaN for all-zero predictions)."""
-    out = np.empty(len(preds))
-    for i, (p, t) in enumerate(zip(preds, truths, strict=True)):
-        out[i] = 0.5 * np.abs(scale(p, temperature) - t).sum()
+    pred_matrix, truth_matrix = padded(preds), padded(truths)
+    return _matrix_tv(pred_matrix, truth_matrix, temperature)
+
+
+def padded(rows: list[FloatArray]) -> FloatArray:
+    """Stack rows of different lengths, padding with zeros (which stay zero when scaled)."""
+    width = max((len(r) for r in rows), default=0)
+    out = np.zeros((len(rows), width))
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
     return out
+
+
+def _matrix_tv(pred: FloatArray, truth: FloatArray, temperature: float) -> FloatArray:
+    return np.asarray(0.5 * np.abs(scale(pred, temperature) - truth).sum(axis=-1))
 
 
 def fit_temperature(
@@ -56,11 +67,11 @@ def fit_temperature(
     usable = [i for i, p in enumerate(preds) if np.asarray(p).sum() > 0]
     if not usable:
         return 1.0
-    kept_p = [preds[i] for i in usable]
-    kept_t = [truths[i] for i in usable]
+    pred_matrix = padded([preds[i] for i in usable])
+    truth_matrix = padded([truths[i] for i in usable])
 
     def objective(log_t: float) -> float:
-        return float(scaled_tv(kept_p, kept_t, float(np.exp(log_t))).sum())
+        return float(_matrix_tv(pred_matrix, truth_matrix, float(np.exp(log_t))).sum())
 
     result = minimize_scalar(
         objective, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded"

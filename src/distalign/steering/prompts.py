@@ -1,0 +1,167 @@
+"""Build the chat messages for one (question, group, steering, method, prompt mode).
+
+Prompt modes:
+
+* ``standard`` (default) shows options in the survey's own order (``Question.options``).
+* ``paper`` shows them in the order the reference benchmark's prompts used
+  (``Question.paper_options``: alphabetical for OpinionQA), with the paper's raw group labels.
+
+Either way the built :class:`Prompt` records how displayed letters map back to the question's
+canonical options, so predictions are always aligned by option, never by position.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from distalign.data import Dataset, Group, Question, letters_for
+from distalign.steering import templates as t
+from distalign.steering.fewshot import Example, select_examples
+
+Steering = Literal["none", "persona", "fewshot"]
+PromptMode = Literal["standard", "paper"]
+STEERINGS: tuple[str, ...] = ("none", "persona", "fewshot")
+PROMPT_MODES: tuple[str, ...] = ("standard", "paper")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Chat messages plus the letter ↔ option mapping they used."""
+
+    messages: list[dict[str, str]]
+    letters: list[str]
+    order: list[int]  # order[i] = index in Question.options of the option shown as letters[i]
+    template_version: int = t.TEMPLATE_VERSION
+    examples: list[str] = field(default_factory=list)  # ids of few-shot examples shown
+
+    def to_canonical(self, probs: list[float] | tuple[float, ...]) -> list[float]:
+        """Map a distribution over displayed letters onto the question's option order."""
+        out = [0.0] * len(self.order)
+        for shown, canonical in enumerate(self.order):
+            out[canonical] = float(probs[shown])
+        return out
+
+
+def group_phrase(group: Group | None, mode: PromptMode) -> str:
+    if group is None:
+        return t.NOBODY
+    if group.attribute == "COUNTRY":
+        return f"people in {group.value}"
+    if mode == "paper":
+        return f'a group of "{group.value}s"'
+    return t.GROUP_PHRASES.get((group.attribute, group.value), f"people with {group.key}")
+
+
+def displayed_order(question: Question, mode: PromptMode) -> list[int]:
+    if mode == "paper" and question.paper_options is not None:
+        return [question.options.index(o) for o in question.paper_options]
+    return list(range(len(question.options)))
+
+
+def question_block(question: Question, order: list[int], who: str | None) -> str:
+    """The question text (with book details for NYT) and its lettered options."""
+    lines = []
+    if "title" in question.extra:
+        lines.append(f"Book title: {question.extra['title']}")
+        for key in ("author", "genre", "summary"):
+            if question.extra.get(key):
+                lines.append(f"Book {key}: {question.extra[key]}")
+        subject = who if who else t.NYT_SUBJECT_NONE
+        lines.append(f"Question: {t.NYT_QUESTION.format(subject=subject)}")
+    else:
+        lines.append(f"Question: {question.text}")
+    for letter, index in zip(letters_for(len(order)), order, strict=True):
+        lines.append(f"{letter}. {question.options[index]}")
+    return "\n".join(lines)
+
+
+def build_prompt(
+    dataset: Dataset,
+    question: Question,
+    group: Group | None,
+    steering: Steering,
+    method: str,
+    *,
+    mode: PromptMode = "standard",
+    n_sequence: int = 30,
+    seed: int = 0,
+) -> Prompt:
+    """Messages asking ``method`` of the model for ``group`` under ``steering``."""
+    if steering not in STEERINGS:
+        raise ValueError(f"steering must be one of {STEERINGS}, got {steering!r}")
+    if steering != "none" and group is None:
+        raise ValueError(f"{steering} steering needs a group")
+    who = group_phrase(group if steering != "none" else None, mode)
+    order = displayed_order(question, mode)
+    instruction = t.INSTRUCTIONS[method].format(n=n_sequence, who=who)
+    examples: list[Example] = []
+    if steering == "fewshot":
+        assert group is not None
+        examples = select_examples(dataset, question, group)
+        body = _fewshot_body(examples, who, method, n_sequence, seed, mode)
+        turn = t.YOUR_TURN_FEWSHOT.format(who=who)
+        parts = [t.FEWSHOT_INTRO.format(who=who), instruction, body, turn]
+    else:
+        body = _format_examples(method, n_sequence, seed)
+        turn = t.YOUR_TURN if steering == "none" else t.YOUR_TURN_GROUP.format(who=who)
+        parts = [instruction, t.FORMAT_INTRO, body, turn]
+    subject = None if steering == "none" else who
+    parts += [question_block(question, order, subject), t.ANSWER_CUE]
+    messages = [
+        {"role": "system", "content": t.SYSTEM},
+        {"role": "user", "content": "\n\n".join(parts)},
+    ]
+    letters = letters_for(len(order))
+    return Prompt(messages, letters, order, examples=[e.question.id for e in examples])
+
+
+def answer_text(method: str, probs: np.ndarray, n_sequence: int, rng: np.random.Generator) -> str:
+    """An example answer in the method's own format, for a known distribution."""
+    letters = letters_for(len(probs))
+    p = np.asarray(probs, dtype=np.float64) / np.sum(probs)
+    if method == "verbalize":
+        return json.dumps(
+            {letter: round(float(v), 2) for letter, v in zip(letters, p, strict=True)}
+        )
+    if method == "sequence":
+        return "".join(rng.choice(letters, size=n_sequence, p=p))
+    return str(rng.choice(letters, p=p))
+
+
+def _format_examples(method: str, n_sequence: int, seed: int) -> str:
+    """Formatting examples: invented questions with random answers (format only)."""
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for text, options in t.FORMAT_EXAMPLES:
+        probs = rng.dirichlet(np.ones(len(options)))
+        question = Question("example", text, tuple(options))
+        shown = question_block(question, list(range(len(options))), None)
+        blocks.append(f"{shown}\n{t.ANSWER_CUE} {answer_text(method, probs, n_sequence, rng)}")
+    return "\n\n".join(blocks)
+
+
+def _fewshot_body(
+    examples: list[Example],
+    who: str,
+    method: str,
+    n_sequence: int,
+    seed: int,
+    mode: PromptMode,
+) -> str:
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for example in examples:
+        order = displayed_order(example.question, mode)
+        probs = example.probs[order]
+        shares = ", ".join(
+            f"{example.question.options[i]}: {p:.0%}" for i, p in zip(order, probs, strict=True)
+        )
+        context = t.DISTRIBUTION_CONTEXT.format(who=who, shares=shares)
+        shown = question_block(example.question, order, who)
+        answer = answer_text(method, probs, n_sequence, rng)
+        blocks.append(f"{context}\n{shown}\n{t.ANSWER_CUE} {answer}")
+    return "\n\n------\n\n".join(blocks)
