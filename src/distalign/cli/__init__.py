@@ -2,7 +2,24 @@
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+from distalign.cli.reference import import_reference, leaderboard_command
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Benchmark the distributional alignment of LLMs against human survey distributions.",
+)
+app.command("import-reference")(import_reference)
+app.command("leaderboard")(leaderboard_command)
+
+
+def _mount_data() -> None:
+    from distalign.cli.data import data_app
+
+    app.add_typer(data_app, name="data", help="Find, download, inspect and validate datasets.")
+
+
+_mount_data()
 
 
 @app.command()

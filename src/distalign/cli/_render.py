@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Pipes and CI logs get a fixed, wide layout instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def fmt(value: Any, digits: int = 3) -> str:

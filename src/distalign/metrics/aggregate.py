@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from distalign.metrics.bootstrap import (
     CIMode,
+    Interval,
     bootstrap_mean,
     paired_replicates,
     shared_means,
@@ -48,6 +49,8 @@ def item_table(frame: pd.DataFrame, index: TableIndex, value: str = "tv") -> Flo
     """Scored values of one dataset laid out as (question, group, steering), NaN elsewhere."""
     table = np.full((len(index.questions), len(index.groups), len(index.steerings)), np.nan)
     ok = frame[frame["status"] == Status.OK]
+    if ok.empty:
+        return table
     q_pos = {q: i for i, q in enumerate(index.questions)}
     g_pos = {g: i for i, g in enumerate(index.groups)}
     s_pos = {s: i for i, s in enumerate(index.steerings)}
@@ -96,14 +99,21 @@ def leaderboard(
 def _summary(
     config: pd.DataFrame, *, ci_mode: CIMode, n_boot: int, seed: int, value: str
 ) -> dict[str, object]:
-    tables, per_dataset = [], {}
+    tables, per_dataset, scored_datasets = [], {}, []
     for name, part in config.groupby("dataset", sort=True):
+        if not (part["status"] == Status.OK).any():
+            continue  # e.g. a noise floor where no respondent counts are known
+        scored_datasets.append(str(name))
         table = item_table(part, table_index(part), value)
         tables.append(table)
         per_dataset[f"{value}_{name}"] = (
             float(np.nanmean(table)) if np.isfinite(table).any() else np.nan
         )
-    interval = bootstrap_mean(tables, n_boot=n_boot, seed=seed, mode=ci_mode)
+    if not tables:
+        nan = float("nan")
+        interval = Interval(nan, nan, nan, ci_mode, n_boot, seed)
+    else:
+        interval = bootstrap_mean(tables, n_boot=n_boot, seed=seed, mode=ci_mode)
     failures = int((config["status"] == Status.PARSE_FAILURE).sum())
     requests = int((config["status"] == Status.REQUEST_FAILURE).sum())
     scored = int((config["status"] == Status.OK).sum())
@@ -120,7 +130,7 @@ def _summary(
         "n_parse_failures": failures,
         "n_request_failures": requests,
         "failure_rate": (failures + requests) / attempted if attempted else np.nan,
-        "datasets": ",".join(sorted(config["dataset"].unique())),
+        "datasets": ",".join(scored_datasets),
         **per_dataset,
     }
 
@@ -260,7 +270,7 @@ def gap_table(
 
 def _steering_sets(part: pd.DataFrame) -> list[tuple[str, tuple[str, ...]]]:
     present = [s for s in ("none", "persona", "fewshot") if s in set(part["steering"])]
-    sets = [(s, (s,)) for s in present]
+    sets: list[tuple[str, tuple[str, ...]]] = [(s, (s,)) for s in present]
     if {"persona", "fewshot"} <= set(present):
         sets.append(("persona+fewshot", MAIN_STEERINGS))
     return sets

@@ -71,15 +71,14 @@ def draw_weights(
 ) -> DatasetWeights:
     """Draw resampling weights for one dataset table under ``mode``."""
     n_q, n_g = table.shape[0], table.shape[1]
-    if mode == "cluster":
-        wq = rng.multinomial(n_q, np.full(n_q, 1 / n_q), size=n_boot)
-        wg = rng.multinomial(n_g, np.full(n_g, 1 / n_g), size=n_boot)
-    elif mode == "question":
-        wq = rng.multinomial(n_q, np.full(n_q, 1 / n_q), size=n_boot)
-        wg = np.ones((n_boot, n_g))
-    else:
+    if mode not in ("cluster", "question"):
         raise ValueError(f"draw_weights has no mode {mode!r}; iid uses iid_replicates")
-    return DatasetWeights(wq.astype(np.float64), wg.astype(np.float64))
+    wq = rng.multinomial(n_q, np.full(n_q, 1 / n_q), size=n_boot).astype(np.float64)
+    if mode == "cluster":
+        wg = rng.multinomial(n_g, np.full(n_g, 1 / n_g), size=n_boot).astype(np.float64)
+    else:  # "question": every group kept once
+        wg = np.ones((n_boot, n_g))
+    return DatasetWeights(wq, wg)
 
 
 def weighted_sums(table: FloatArray, weights: DatasetWeights) -> tuple[FloatArray, FloatArray]:

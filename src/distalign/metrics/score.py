@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from distalign.metrics.distance import jensen_shannon, total_variation, wasserstein_ordinal
 
 
 def score_item(
-    pred: Sequence[float], truth: Sequence[float], ordinal: Sequence[float | None] | None = None
+    pred: ArrayLike, truth: ArrayLike, ordinal: Sequence[float | None] | None = None
 ) -> dict[str, Any]:
     """TV, JS distance and (for ordinal questions) ordinal W1 of an aligned prediction."""
     p = np.asarray(pred, dtype=np.float64)

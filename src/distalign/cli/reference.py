@@ -1,0 +1,176 @@
+"""``distalign import-reference`` and ``distalign leaderboard``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from distalign import __version__
+from distalign.cli._render import console, print_frame, write_frame
+from distalign.metrics import gap_table, leaderboard
+from distalign.metrics.bootstrap import CI_MODES, CIMode
+from distalign.results import load_manifest, load_results, save_items
+
+DEFAULT_OUT = Path("results/reference")
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Reference data folder (else $DISTALIGN_DATA, else cache)."),
+]
+
+
+def import_reference(
+    data_dir: DataDir = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Results folder to write.")
+    ] = DEFAULT_OUT,
+    mode: Annotated[str, typer.Option(help="paper, standard or both.")] = "both",
+    seed: Annotated[int, typer.Option(help="Seed for simulations and folds.")] = 0,
+) -> None:
+    """Import the paper's raw model outputs as distalign results (paper and/or standard mode)."""
+    from distalign.datasets.location import resolve_data_dir
+    from distalign.reference import paper_items
+    from distalign.reference.files import load_result_files
+    from distalign.reference.standard import standard_baselines, standard_items
+
+    modes = _modes(mode)
+    root = resolve_data_dir(data_dir)
+    results_dir = root / "results"
+    with console.status("reading the paper's stored outputs"):
+        loaded = load_result_files(results_dir)
+    for chosen in modes:
+        with console.status(f"scoring in {chosen} mode"):
+            if chosen == "paper":
+                frame = paper_items(results_dir, root)
+            else:
+                frame = pd.concat(
+                    [
+                        standard_items(results_dir, root, results=loaded, seed=seed),
+                        standard_baselines(root, seed=seed),
+                    ],
+                    ignore_index=True,
+                )
+        manifest = _manifest(chosen, root, seed)
+        save_items(frame, out / chosen, manifest)
+        _report_import(frame, out / chosen)
+
+
+def _report_import(frame: pd.DataFrame, where: Path) -> None:
+    counts = frame.groupby("status").size().to_dict()
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    console.print(f"wrote {len(frame)} items to {where} ({summary})")
+
+
+def _manifest(mode: str, data_dir: Path, seed: int) -> dict[str, object]:
+    return {
+        "kind": "reference-import",
+        "mode": mode,
+        "distalign_version": __version__,
+        "data_dir": str(data_dir),
+        "seed": seed,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source": "nicolemeister/benchmarking-distributional-alignment@"
+        "36869b56b214b5ddce13dc234d62b4cbce3706cd",
+    }
+
+
+def _modes(mode: str) -> list[str]:
+    if mode == "both":
+        return ["paper", "standard"]
+    if mode not in ("paper", "standard"):
+        raise typer.BadParameter("mode must be paper, standard or both")
+    return [mode]
+
+
+def leaderboard_command(
+    results: Annotated[
+        list[Path] | None, typer.Argument(help="Results folders (default: the reference import).")
+    ] = None,
+    ci: Annotated[
+        str, typer.Option(help="CI mode for standard results: cluster, question, iid.")
+    ] = "cluster",
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where to write CSV/JSON.")
+    ] = None,
+) -> None:
+    """Main leaderboard (model x method, persona + few-shot, mean over datasets) with CIs."""
+    if ci not in CI_MODES:
+        raise typer.BadParameter(f"--ci must be one of {', '.join(CI_MODES)}")
+    folders = results or [DEFAULT_OUT / "paper", DEFAULT_OUT / "standard"]
+    boards = {}
+    for folder in folders:
+        if not folder.exists():
+            raise typer.BadParameter(f"{folder} does not exist: run `distalign import-reference`")
+        mode = str(load_manifest(folder).get("mode", "standard"))
+        boards[mode] = _board(load_results(folder), mode, ci, n_boot, seed)  # type: ignore[arg-type]
+    target = out or folders[0].parent
+    for mode, (board, baselines, gaps) in boards.items():
+        _show(mode, board, baselines, gaps, target)
+    if {"paper", "standard"} <= set(boards):
+        side = side_by_side(boards["paper"][0], boards["standard"][0])
+        side = side.drop(columns=[c for c in ("model_name",) if c in side])
+        print_frame(
+            side, "Paper vs standard mode (same replies, different rules)", list(side.columns)
+        )
+        write_frame(side, target, "leaderboard_paper_vs_standard")
+    console.print(f"tables written to {target}/")
+
+
+def _board(
+    items: pd.DataFrame, mode: str, ci: CIMode, n_boot: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    if mode == "paper":
+        from distalign.reference import paper_baselines, paper_gap, paper_leaderboard
+
+        board = paper_leaderboard(items, n_boot=n_boot, seed=seed)
+        return board, paper_baselines(items, n_boot=n_boot, seed=seed), paper_gap(board)
+    models = items[items["model"] != "baseline"]
+    board = leaderboard(models, ci_mode=ci, n_boot=n_boot, seed=seed)
+    baselines = leaderboard(
+        items[items["model"] == "baseline"], steerings=None, ci_mode=ci, n_boot=n_boot, seed=seed
+    )
+    return board, baselines, gap_table(models, ci_mode=ci, n_boot=n_boot, seed=seed)
+
+
+def _show(
+    mode: str, board: pd.DataFrame, baselines: pd.DataFrame, gaps: pd.DataFrame, target: Path
+) -> None:
+    from distalign.reference.files import MODEL_DISPLAY_NAMES
+
+    for frame in (board, gaps):
+        if "model" in frame:
+            frame["model"] = frame["model"].map(lambda m: MODEL_DISPLAY_NAMES.get(m, m))
+    columns = [
+        c for c in ("model", "method", "mean", "ci_low", "ci_high", "half_width") if c in board
+    ]
+    extra = [c for c in ("n_scored", "n_parse_failures", "failure_rate") if c in board]
+    ci_mode = board["ci_mode"].iloc[0] if "ci_mode" in board and len(board) else mode
+    print_frame(board, f"Leaderboard [{mode} mode, CI: {ci_mode}]", columns + extra)
+    print_frame(baselines, f"Baselines [{mode} mode]", columns)
+    gap_columns = [
+        c
+        for c in ("model", "steering", "verbalize", "sequence", "gap", "ci_low", "ci_high")
+        if c in gaps
+    ]
+    print_frame(gaps, f"Knowledge-to-simulation gap A(Seq)/A(V) - 1 [{mode} mode]", gap_columns)
+    for name, frame in (("leaderboard", board), ("baselines", baselines), ("gap", gaps)):
+        write_frame(frame, target, f"{name}_{mode}")
+
+
+def side_by_side(paper: pd.DataFrame, standard: pd.DataFrame) -> pd.DataFrame:
+    """Paper- and standard-mode means per (model, method), their difference and ranks."""
+    keep = ["model", "method", "mean", "half_width"]
+    merged = paper[keep].merge(
+        standard[keep], on=["model", "method"], suffixes=("_paper", "_standard")
+    )
+    merged["delta"] = merged["mean_standard"] - merged["mean_paper"]
+    for side in ("paper", "standard"):
+        merged[f"rank_{side}"] = (
+            merged.groupby("method")[f"mean_{side}"].rank(method="min").astype(int)
+        )
+    return merged.sort_values(["method", "mean_paper"]).reset_index(drop=True)

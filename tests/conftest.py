@@ -1,0 +1,29 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The paper's reference data: $DISTALIGN_DATA, else ../shared/data/reference.
+
+    Missing data is a failure, not a skip: these tests are the only check of the loaders.
+    """
+    from_env = os.environ.get("DISTALIGN_DATA", "").strip()
+    path = Path(from_env) if from_env else REPO_ROOT.parent / "shared" / "data" / "reference"
+    marker = path / "opinions_qa" / "data" / "human_resp"
+    if not marker.is_dir():
+        pytest.fail(
+            f"reference data not found at {path} (looked for {marker}). Set DISTALIGN_DATA to "
+            "the folder holding opinions_qa/, nytimes/ and Global_Values/, or place it at "
+            "../shared/data/reference relative to the repository root.",
+            pytrace=False,
+        )
+    return path
