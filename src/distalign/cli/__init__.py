@@ -3,6 +3,7 @@
 import typer
 
 from distalign.cli.reference import import_reference, leaderboard_command
+from distalign.cli.run import run_command
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -11,6 +12,7 @@ app = typer.Typer(
 )
 app.command("import-reference")(import_reference)
 app.command("leaderboard")(leaderboard_command)
+app.command("run")(run_command)
 
 
 def _mount_data() -> None:

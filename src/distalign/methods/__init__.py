@@ -1,0 +1,181 @@
+"""Expression methods: what to ask the backend for, and how to read its answer.
+
+Each method turns a :class:`~distalign.steering.Prompt` into one or more backend
+:class:`Call` s (plain JSON-able dicts, so they can be hashed into cache keys) and parses the
+backend's responses into a :class:`~distalign.parsing.Parsed` distribution over the prompt's
+letters. Register a new method with :func:`register_method`.
+
+* ``logp``: next-token probabilities over the option letters ("A" and " A" pooled).
+* ``sequence``: one generation of N letters (letters-only constrained where the backend can).
+* ``verbalize``: one JSON object letter -> probability (JSON-schema constrained where it can).
+* ``samples``: N independent single-letter answers at temperature 1 (not in the paper).
+"""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from distalign.backends.base import Backend, Capability
+from distalign.parsing import (
+    Parsed,
+    parse_sequence,
+    parse_single_letter,
+    parse_verbalized,
+    samples_distribution,
+)
+from distalign.steering import Prompt
+
+Call = dict[str, Any]
+
+
+class ExpressionMethod(ABC):
+    """How a model expresses a distribution over answer letters."""
+
+    name: str = ""
+    needs: tuple[Capability, ...] = ()
+    retryable: bool = True  # a malformed output is worth asking again
+
+    def __init__(self, n: int = 30) -> None:
+        self.n = n
+
+    def check(self, backend: Backend) -> None:
+        """Fail before any request if the backend lacks a capability this method needs."""
+        backend.require(*self.needs, purpose=f"the {self.name} method")
+
+    @abstractmethod
+    def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]: ...
+
+    @abstractmethod
+    def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed: ...
+
+
+def _generation_seed(seed: int, attempt: int, sample: int = 0) -> int:
+    # independent, reproducible seeds for each retry and each sample
+    return (seed * 1_000_003 + attempt * 10_007 + sample) % (2**31 - 1)
+
+
+class LogP(ExpressionMethod):
+    name = "logp"
+    needs = (Capability.LOGPROBS,)
+    retryable = False  # deterministic: asking again gives the same probabilities
+
+    def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
+        return [{"op": "probs", "candidates": prompt.letters}]
+
+    def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
+        (response,) = responses
+        mass = float(response["covered_mass"])
+        if mass <= 0:
+            return Parsed.failure("no probability on any option letter", raw_sum=mass)
+        probs = [float(response["probs"][letter]) for letter in prompt.letters]
+        return Parsed.success(probs, f"covered mass {mass:.3f}", raw_sum=mass)
+
+
+class Sequence_(ExpressionMethod):
+    name = "sequence"
+    needs = (Capability.GENERATE, Capability.SEED)
+
+    def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
+        return [
+            {
+                "op": "generate",
+                "temperature": 1.0,
+                "seed": _generation_seed(seed, attempt),
+                "letters": prompt.letters,
+                "length": self.n,
+            }
+        ]
+
+    def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
+        return parse_sequence(str(responses[0]["text"]), prompt.letters, n_expected=self.n)
+
+
+class Verbalize(ExpressionMethod):
+    name = "verbalize"
+    needs = (Capability.GENERATE, Capability.SEED)
+
+    def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
+        schema = {
+            "type": "object",
+            "properties": {letter: {"type": "number"} for letter in prompt.letters},
+            "required": list(prompt.letters),
+            "additionalProperties": False,
+        }
+        return [
+            {
+                "op": "generate",
+                "temperature": 1.0,
+                "seed": _generation_seed(seed, attempt),
+                "json_schema": schema,
+                "max_tokens": 16 + 12 * len(prompt.letters),
+            }
+        ]
+
+    def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
+        return parse_verbalized(str(responses[0]["text"]), prompt.letters)
+
+
+class Samples(ExpressionMethod):
+    name = "samples"
+    needs = (Capability.GENERATE, Capability.SEED)
+    retryable = False  # failures are counted per sample; the distribution uses the valid ones
+
+    def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
+        return [
+            {
+                "op": "generate",
+                "temperature": 1.0,
+                "seed": _generation_seed(seed, attempt, sample),
+                "letters": prompt.letters,
+                "length": 1,
+                "sample": sample,
+            }
+            for sample in range(self.n)
+        ]
+
+    def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
+        answers = [parse_single_letter(str(r["text"]), prompt.letters) for r in responses]
+        return samples_distribution(answers, prompt.letters)
+
+
+_METHODS: dict[str, Callable[..., ExpressionMethod]] = {}
+
+
+def register_method(name: str, factory: Callable[..., ExpressionMethod]) -> None:
+    _METHODS[name] = factory
+
+
+def get_method(name: str, n: int = 30) -> ExpressionMethod:
+    if name not in _METHODS:
+        close = difflib.get_close_matches(name, list(_METHODS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(_METHODS)}.{hint}")
+    return _METHODS[name](n=n)
+
+
+def available_methods() -> list[str]:
+    return list(_METHODS)
+
+
+for _cls in (LogP, Sequence_, Verbalize, Samples):
+    register_method(_cls.name, _cls)
+
+
+def execute(backend: Backend, messages: list[dict[str, str]], call: Call) -> dict[str, Any]:
+    """Run one call on a backend and return a JSON-able response."""
+    if call["op"] == "probs":
+        result = backend.next_token_probs(messages, call["candidates"])
+        return {"probs": result.probs, "covered_mass": result.covered_mass}
+    (text,) = backend.generate(
+        messages,
+        temperature=call["temperature"],
+        seed=call["seed"],
+        json_schema=call.get("json_schema"),
+        letters=call.get("letters"),
+        length=call.get("length"),
+        max_tokens=call.get("max_tokens"),
+    )
+    return {"text": text}

@@ -1,0 +1,279 @@
+"""``distalign run``: expand the grid, ask the model what the cache lacks, score, report.
+
+models × datasets × groups × questions × steerings × methods × seeds becomes a list of items;
+each item needs one or more backend calls (a Samples item needs N). Calls are keyed by a hash
+of (backend identity, rendered messages, call parameters, template version, prompt mode) and
+deduplicated (an unsteered prompt is the same for every group). Every response is committed
+to the SQLite cache the moment it arrives, so an interrupted run loses nothing and the next
+run sends only the calls still missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from distalign import __version__
+from distalign.backends import Backend, get_backend
+from distalign.data import Dataset, Group, Question
+from distalign.datasets import load_dataset
+from distalign.datasets.reference import main_groups
+from distalign.methods import ExpressionMethod, execute, get_method
+from distalign.metrics import score_item
+from distalign.parsing import Parsed
+from distalign.results import Status, items_frame, save_items
+from distalign.steering import TEMPLATE_VERSION, Prompt, build_prompt
+from distalign.store import ResponseCache, request_key
+
+
+class RunConfig(BaseModel):
+    """Everything that defines a run; the CLI flags and a TOML config file map onto it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] = Field(default_factory=lambda: ["embedded"], description="Model specs.")
+    datasets: list[str] = Field(default_factory=lambda: ["opinionqa"])
+    groups: list[str] | None = Field(None, description="Group keys; default the main groups.")
+    steerings: list[Literal["none", "persona", "fewshot"]] = Field(
+        default_factory=lambda: ["persona"]  # type: ignore[arg-type, return-value]
+    )
+    methods: list[str] = Field(default_factory=lambda: ["logp"])
+    questions: int | None = Field(None, ge=1, description="Use only the first N questions.")
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    n: int = Field(30, ge=1, description="Letters per Sequence, answers per Samples item.")
+    retries: int = Field(2, ge=0, description="Extra attempts for a malformed output.")
+    prompt_mode: Literal["standard", "paper"] = "standard"
+    data_dir: str | None = None
+    out: str = "results/run"
+    cache: str | None = Field(None, description="Cache file; default <out>/cache.sqlite.")
+
+    def cache_path(self) -> Path:
+        return Path(self.cache) if self.cache else Path(self.out) / "cache.sqlite"
+
+
+@dataclass
+class Item:
+    """One cell of the grid: a prompt for a (model, dataset, group, question, steering, ...)."""
+
+    model: str
+    dataset: Dataset
+    group: Group
+    question: Question
+    steering: str
+    method: ExpressionMethod
+    seed: int
+    prompt: Prompt
+    attempts: list[list[str]] = field(default_factory=list)  # cache keys per attempt
+
+
+@dataclass
+class RunStats:
+    calls_total: int = 0
+    calls_cached: int = 0
+    calls_sent: int = 0
+    calls_failed: int = 0
+    seconds: float = 0.0
+
+
+Progress = Callable[[int, int], None]
+
+
+def expand(config: RunConfig, model: str, backend: Backend) -> Iterator[Item]:
+    data_dir = config.data_dir
+    for name in config.datasets:
+        dataset = load_dataset(name, data_dir)
+        groups = [Group.parse(g) for g in config.groups] if config.groups else main_groups(dataset)
+        questions = list(dataset.questions.values())[: config.questions]
+        for method_name in config.methods:
+            method = get_method(method_name, n=config.n)
+            method.check(backend)
+            for steering in config.steerings:
+                for seed in config.seeds:
+                    for group in groups:
+                        for question in questions:
+                            if dataset.target(group, question.id) is None:
+                                continue
+                            yield _item(
+                                config, model, dataset, group, question, steering, method, seed
+                            )
+
+
+def _item(
+    config: RunConfig,
+    model: str,
+    dataset: Dataset,
+    group: Group,
+    question: Question,
+    steering: str,
+    method: ExpressionMethod,
+    seed: int,
+) -> Item:
+    prompt = build_prompt(
+        dataset,
+        question,
+        None if steering == "none" else group,
+        steering,  # type: ignore[arg-type]
+        method.name,
+        mode=config.prompt_mode,
+        n_sequence=config.n,
+        seed=seed,
+    )
+    return Item(model, dataset, group, question, steering, method, seed, prompt)
+
+
+def call_request(backend: Backend, item: Item, call: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The JSON that identifies one backend call (its hash is the cache key)."""
+    return {
+        "backend": backend.identity.as_dict(),
+        "messages": item.prompt.messages,
+        "call": call,
+        "template_version": TEMPLATE_VERSION,
+        "prompt_mode": mode,
+    }
+
+
+class Runner:
+    """Runs a config against one backend, through the cache."""
+
+    def __init__(self, config: RunConfig, progress: Progress | None = None) -> None:
+        self.config = config
+        self.progress = progress
+        self.stats = RunStats()
+
+    def run(self) -> pd.DataFrame:
+        start = time.perf_counter()
+        frames = []
+        with ResponseCache(self.config.cache_path()) as cache:
+            for model in self.config.models:
+                with get_backend(model) as backend:
+                    frames.append(self._run_model(model, backend, cache))
+        self.stats.seconds = time.perf_counter() - start
+        frame = pd.concat(frames, ignore_index=True) if frames else items_frame([])
+        save_items(frame, Path(self.config.out), self.manifest())
+        return frame
+
+    def _run_model(self, model: str, backend: Backend, cache: ResponseCache) -> pd.DataFrame:
+        self._identity = backend.identity.as_dict()
+        items = list(expand(self.config, model, backend))
+        pending = items
+        for attempt in range(self.config.retries + 1):
+            requests = self._attempt(backend, pending, attempt)
+            self._send(backend, requests, cache)
+            pending = [
+                i
+                for i in pending
+                if i.method.retryable and not self._parse(i, cache, len(i.attempts) - 1).ok
+            ]
+            if not pending:
+                break
+        return items_frame(self._row(item, cache) for item in items)
+
+    def _attempt(
+        self, backend: Backend, items: list[Item], attempt: int
+    ) -> dict[str, tuple[dict[str, Any], Item, dict[str, Any]]]:
+        requests: dict[str, tuple[dict[str, Any], Item, dict[str, Any]]] = {}
+        for item in items:
+            keys = []
+            for call in item.method.calls(item.prompt, item.seed, attempt):
+                request = call_request(backend, item, call, self.config.prompt_mode)
+                key = request_key(request)
+                keys.append(key)
+                requests.setdefault(key, (request, item, call))
+            item.attempts.append(keys)
+        return requests
+
+    def _send(
+        self,
+        backend: Backend,
+        requests: dict[str, tuple[dict[str, Any], Item, dict[str, Any]]],
+        cache: ResponseCache,
+    ) -> None:
+        missing = cache.missing(requests)
+        self.stats.calls_total += len(requests)
+        self.stats.calls_cached += len(requests) - len(missing)
+        # Same messages back to back: the backend reuses the KV cache of the shared prefix.
+        todo = sorted(missing, key=lambda k: json.dumps(requests[k][0]["messages"]))
+        for done, key in enumerate(todo, start=1):
+            request, item, call = requests[key]
+            try:
+                response = execute(backend, item.prompt.messages, call)
+            except (ValueError, RuntimeError) as error:  # recorded; the run goes on
+                cache.put_error(key, request, f"{type(error).__name__}: {error}")
+                self.stats.calls_failed += 1
+            else:
+                cache.put(key, request, response)
+                self.stats.calls_sent += 1
+            if self.progress:
+                self.progress(done, len(todo))
+
+    def _parse(self, item: Item, cache: ResponseCache, attempt: int) -> Parsed:
+        responses = [cache.get(key) for key in item.attempts[attempt]]
+        if any(r is None for r in responses):
+            errors = [cache.error(k) for k in item.attempts[attempt]]
+            detail = next((e for e in errors if e), "no response")
+            return Parsed(None, False, Status.REQUEST_FAILURE, detail)
+        return item.method.parse(item.prompt, responses)
+
+    def _row(self, item: Item, cache: ResponseCache) -> dict[str, Any]:
+        parsed = self._parse(item, cache, len(item.attempts) - 1)
+        target = item.dataset.target(item.group, item.question.id)
+        assert target is not None
+        first = cache.get(item.attempts[-1][0]) or {}
+        row: dict[str, Any] = {
+            "mode": "standard",
+            "model": item.model,
+            "dataset": item.dataset.name,
+            "steering": item.steering,
+            "method": item.method.name,
+            "group": item.group.key,
+            "question_id": item.question.id,
+            "letters": item.question.letters,
+            "truth": target.probs.tolist(),
+            "n": target.n,
+            "raw": first.get("text"),
+            "detail": f"{parsed.detail}; attempts={len(item.attempts)}",
+            "covered_mass": parsed.raw_sum if item.method.name == "logp" else None,
+            "seed": item.seed,
+            "prompt_mode": self.config.prompt_mode,
+        }
+        if not parsed.ok or parsed.probs is None:
+            status = (
+                Status.REQUEST_FAILURE
+                if parsed.status == Status.REQUEST_FAILURE
+                else Status.PARSE_FAILURE
+            )
+            return {**row, "status": status}
+        pred = item.prompt.to_canonical(parsed.probs)
+        return {
+            **row,
+            "pred": pred,
+            "status": Status.OK,
+            **score_item(pred, target.probs, item.question.ordinal),
+        }
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "kind": "run",
+            "mode": "standard",
+            "prompt_mode": self.config.prompt_mode,
+            "config": self.config.model_dump(),
+            "config_sha256": hashlib.sha256(self.config.model_dump_json().encode()).hexdigest(),
+            "seeds": self.config.seeds,
+            "distalign_version": __version__,
+            "template_version": TEMPLATE_VERSION,
+            "model_identity": getattr(self, "_identity", None),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "stats": self.stats.__dict__,
+        }
