@@ -45,7 +45,7 @@ class RunConfig(BaseModel):
     datasets: list[str] = Field(default_factory=lambda: ["opinionqa"])
     groups: list[str] | None = Field(None, description="Group keys; default the main groups.")
     steerings: list[Literal["none", "persona", "fewshot"]] = Field(
-        default_factory=lambda: ["persona"]  # type: ignore[arg-type, return-value]
+        default_factory=lambda: ["persona"]  # type: ignore[arg-type]
     )
     methods: list[str] = Field(default_factory=lambda: ["logp"])
     questions: int | None = Field(None, ge=1, description="Use only the first N questions.")

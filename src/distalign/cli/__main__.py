@@ -1,0 +1,3 @@
+from distalign.cli import app
+
+app()

@@ -1,0 +1,107 @@
+"""End to end on the real embedded model: the run, its cache, and resuming after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from distalign.runner import RunConfig, Runner
+
+GRID = [
+    "--dataset", "opinionqa", "--group", "POLPARTY=Democrat", "--steering", "persona",
+    "--method", "samples", "--n", "8", "--questions", "3",
+]  # fmt: skip
+
+
+def _config(tmp_path: Path, reference_dir: Path, **overrides: object) -> RunConfig:
+    settings: dict[str, object] = {
+        "datasets": ["opinionqa"],
+        "groups": ["POLPARTY=Democrat"],
+        "steerings": ["persona"],
+        "methods": ["logp", "verbalize", "sequence"],
+        "questions": 2,
+        "n": 10,
+        "data_dir": str(reference_dir),
+        "out": str(tmp_path / "run"),
+    }
+    settings.update(overrides)
+    return RunConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_run_scores_every_item_and_rerun_is_free(tmp_path: Path, reference_dir: Path) -> None:
+    config = _config(tmp_path, reference_dir)
+    first = Runner(config)
+    frame = first.run()
+    assert len(frame) == 2 * 3  # questions x methods
+    assert set(frame["status"]) <= {"ok", "parse_failure"}
+    ok = frame[frame["status"] == "ok"]
+    assert not ok.empty
+    for pred in ok["pred"]:
+        assert sum(pred) == pytest.approx(1.0)
+    assert first.stats.calls_sent >= 6
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["model_identity"]["backend"] == "llamacpp"
+    assert manifest["config"]["seeds"] == [0]
+    assert manifest["distalign_version"]
+    again = Runner(config)
+    again.run()
+    assert again.stats.calls_sent == 0
+    assert again.stats.calls_cached == again.stats.calls_total
+
+
+def test_prompt_mode_is_part_of_the_cache_key(tmp_path: Path, reference_dir: Path) -> None:
+    config = _config(tmp_path, reference_dir, methods=["logp"], questions=1)
+    Runner(config).run()
+    paper = Runner(config.model_copy(update={"prompt_mode": "paper"}))
+    paper.run()
+    assert paper.stats.calls_sent == 1
+
+
+def _cached(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(db, timeout=1)
+        n = int(con.execute("SELECT COUNT(*) FROM responses WHERE error IS NULL").fetchone()[0])
+        con.close()
+        return n
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_kill_9_midway_then_rerun_sends_only_what_was_missing(
+    tmp_path: Path, reference_dir: Path
+) -> None:
+    out = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "distalign.cli",
+        "run",
+        *GRID,
+        "--data-dir",
+        str(reference_dir),
+        "-o",
+        str(out),
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = out / "cache.sqlite"
+    deadline = time.time() + 240
+    while _cached(db) < 6 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    completed = _cached(db)
+    assert 6 <= completed < 24
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    total = 3 * 8  # 3 questions x 8 independent samples
+    assert f"{total} calls: {completed} from cache, {total - completed} sent" in result.stdout
