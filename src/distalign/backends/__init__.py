@@ -91,10 +91,9 @@ def _factory(prefix: str, spec: str) -> BackendFactory:
 def _unknown_prefix_message(prefix: str, spec: str) -> str:
     known = known_prefixes()
     message = f"unknown backend {prefix!r} in model spec {spec!r}."
-    if spec.lower().endswith(".gguf"):
-        message += f" Did you mean 'gguf:{spec}'?"
-    else:
-        close = difflib.get_close_matches(prefix, known, n=1)
-        if close:
-            message += f" Did you mean {close[0]!r}?"
+    close = difflib.get_close_matches(prefix, known, n=1)
+    if ":" not in spec and spec.lower().endswith(".gguf"):
+        message += f" Did you mean 'gguf:{spec}'?"  # a bare file path
+    elif close:
+        message += f" Did you mean {close[0]!r}?"
     return f"{message} Known backends: {', '.join(known)}."

@@ -176,13 +176,13 @@ def _without_extra_buffers() -> Iterator[None]:
             llama_c.llama_model_default_params = original
 
 
-def load_llama(path: Path, n_ctx: int, n_threads: int) -> llama_cpp.Llama:
+def load_llama(path: Path, n_ctx: int, n_threads: int, n_threads_batch: int) -> llama_cpp.Llama:
     with _without_extra_buffers():
         llm = llama_cpp.Llama(
             model_path=str(path),
             n_ctx=n_ctx,
             n_threads=n_threads,
-            n_threads_batch=n_threads,
+            n_threads_batch=n_threads_batch,
             logits_all=False,  # True would allocate n_ctx x n_vocab floats; we read one row
             verbose=False,
         )
@@ -266,13 +266,18 @@ class LlamaCppBackend(Backend):
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         chat: bool | None = None,
         prefix_reuse: bool = True,
         model_name: str | None = None,
         known_sha256: str | None = None,
     ) -> None:
-        """``chat``: None uses the chat template when the GGUF has one; False forces the
-        plain completion prompt. ``prefix_reuse``: False evaluates every prompt from scratch."""
+        """``n_threads_batch``: threads for prompt evaluation, default all available cores.
+        ``n_threads``: threads for one-token decode steps, default half the cores: llama.cpp's
+        threads spin-wait at every barrier, and when another process holds a core a one-token
+        step with all cores busy can take 100x longer (measured on a shared 2-core VM).
+        ``chat``: None uses the chat template when the GGUF has one; False forces the plain
+        completion prompt. ``prefix_reuse``: False evaluates every prompt from scratch."""
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"GGUF model file not found: {self.path}")
@@ -280,7 +285,10 @@ class LlamaCppBackend(Backend):
         self._lock = threading.Lock()  # one llama.cpp context: one call at a time
         self._variants: dict[str, _Variants] = {}
         self.reused_tokens = 0  # prompt tokens taken from the KV cache by the last evaluation
-        self.llama = load_llama(self.path, n_ctx, n_threads or available_cores())
+        cores = available_cores()
+        self.llama = load_llama(
+            self.path, n_ctx, n_threads or max(1, cores // 2), n_threads_batch or cores
+        )
         self.template: str | None = self.llama.metadata.get("tokenizer.chat_template")
         if chat and self.template is None:
             raise ValueError(f"{self.path.name} has no chat template; use chat=False")

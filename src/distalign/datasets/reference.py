@@ -361,12 +361,15 @@ def load_globalvalues(data_dir: Path) -> Dataset:
             targets[(Group(GV_ATTRIBUTE, country).key, question.id)] = _gv_target(
                 question, country, record[country]
             )
+    pool, similar = _gv_example_pool(data_dir)
     return Dataset(
         name="globalvalues",
         questions=questions,
         groups=[Group(GV_ATTRIBUTE, c) for c in sorted(countries)],
         targets=targets,
         source=str(data_dir / GV_FILE),
+        similar=similar,
+        pool=pool,
         notes=_gv_notes(),
     )
 
@@ -431,3 +434,31 @@ def globalvalues_examples(data_dir: Path) -> dict[tuple[str, str], list[GvExampl
                 for text, dist in neighbours.items()
             ]
     return examples
+
+
+def _gv_example_pool(data_dir: Path) -> tuple[Dataset, dict[str, list[str]]]:
+    """The few-shot examples as a pool dataset, with similarity keyed ``"<group>|<question>"``.
+
+    GV similar questions are per (question, country) and mostly outside the 100, so they
+    become questions of a pool dataset ("gvx-" ids) holding each country's distribution.
+    """
+    questions: dict[str, Question] = {}
+    targets: dict[tuple[str, str], Target] = {}
+    similar: dict[str, list[str]] = {}
+    for (qid, country), examples in globalvalues_examples(data_dir).items():
+        group = Group(GV_ATTRIBUTE, country)
+        ids = []
+        for text, options, probs in examples:
+            total = sum(probs)
+            if total <= 0 or len(set(options)) != len(options) or not 1 <= len(options) <= 26:
+                continue  # an example without a usable distribution is not shown
+            example_id = "gvx-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+            questions.setdefault(example_id, Question(example_id, text.strip(), tuple(options)))
+            targets[(group.key, example_id)] = Target(np.asarray(probs) / total)
+            ids.append(example_id)
+        similar[f"{group.key}|{qid}"] = ids
+    groups = sorted({Group.parse(key) for key, _ in targets})
+    pool = Dataset(
+        "globalvalues-examples", questions, groups, targets, source=str(data_dir / GV_SIMILARITY)
+    )
+    return pool, similar

@@ -114,6 +114,13 @@ def _summary(
         interval = Interval(nan, nan, nan, ci_mode, n_boot, seed)
     else:
         interval = bootstrap_mean(tables, n_boot=n_boot, seed=seed, mode=ci_mode)
+    # Few groups (3 countries) make the group factor's share of the interval itself
+    # uncertain, so the question-only cluster interval is reported beside the two-way one.
+    question_only = (
+        bootstrap_mean(tables, n_boot=n_boot, seed=seed, mode="question")
+        if tables and ci_mode == "cluster"
+        else None
+    )
     failures = int((config["status"] == Status.PARSE_FAILURE).sum())
     requests = int((config["status"] == Status.REQUEST_FAILURE).sum())
     scored = int((config["status"] == Status.OK).sum())
@@ -124,6 +131,8 @@ def _summary(
         "ci_high": interval.high,
         "half_width": interval.half_width,
         "ci_mode": ci_mode,
+        "question_ci_low": question_only.low if question_only else np.nan,
+        "question_ci_high": question_only.high if question_only else np.nan,
         "n_boot": n_boot,
         "seed": seed,
         "n_scored": scored,
