@@ -48,7 +48,9 @@ def test_run_scores_every_item_and_rerun_is_free(tmp_path: Path, reference_dir: 
         assert sum(pred) == pytest.approx(1.0)
     assert first.stats.calls_sent >= 6
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["model_identity"]["backend"] == "llamacpp"
+    identity = manifest["model_identity"]["embedded"]
+    assert identity["backend"] == "llamacpp"
+    assert identity["fingerprint"]
     assert manifest["config"]["seeds"] == [0]
     assert manifest["distalign_version"]
     again = Runner(config)

@@ -16,6 +16,7 @@ import json
 import platform
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -149,6 +150,7 @@ class Runner:
         self.config = config
         self.progress = progress
         self.stats = RunStats()
+        self.identities: dict[str, dict[str, Any]] = {}
 
     def run(self) -> pd.DataFrame:
         start = time.perf_counter()
@@ -163,7 +165,7 @@ class Runner:
         return frame
 
     def _run_model(self, model: str, backend: Backend, cache: ResponseCache) -> pd.DataFrame:
-        self._identity = backend.identity.as_dict()
+        self.identities[model] = backend.identity.as_dict()
         items = list(expand(self.config, model, backend))
         pending = items
         for attempt in range(self.config.retries + 1):
@@ -203,18 +205,43 @@ class Runner:
         self.stats.calls_cached += len(requests) - len(missing)
         # Same messages back to back: the backend reuses the KV cache of the shared prefix.
         todo = sorted(missing, key=lambda k: json.dumps(requests[k][0]["messages"]))
-        for done, key in enumerate(todo, start=1):
-            request, item, call = requests[key]
+
+        def one(key: str) -> tuple[str, dict[str, Any] | None, str | None]:
+            _, item, call = requests[key]
             try:
-                response = execute(backend, item.prompt.messages, call)
-            except (ValueError, RuntimeError) as error:  # recorded; the run goes on
-                cache.put_error(key, request, f"{type(error).__name__}: {error}")
-                self.stats.calls_failed += 1
-            else:
-                cache.put(key, request, response)
-                self.stats.calls_sent += 1
-            if self.progress:
-                self.progress(done, len(todo))
+                return key, execute(backend, item.prompt.messages, call), None
+            except Exception as error:  # any failure is recorded with its reason; the run goes on
+                return key, None, f"{type(error).__name__}: {error}"
+
+        if backend.max_concurrency > 1:
+            with ThreadPoolExecutor(max_workers=backend.max_concurrency) as pool:
+                for done, future in enumerate(as_completed(pool.submit(one, k) for k in todo), 1):
+                    self._store(cache, requests, *future.result())
+                    self._tick(done, len(todo))
+        else:
+            for done, key in enumerate(todo, start=1):
+                self._store(cache, requests, *one(key))
+                self._tick(done, len(todo))
+
+    def _store(
+        self,
+        cache: ResponseCache,
+        requests: dict[str, tuple[dict[str, Any], Item, dict[str, Any]]],
+        key: str,
+        response: dict[str, Any] | None,
+        error: str | None,
+    ) -> None:
+        """Commit one finished call right away: a crash after this loses nothing."""
+        if response is None:
+            cache.put_error(key, requests[key][0], error or "unknown error")
+            self.stats.calls_failed += 1
+        else:
+            cache.put(key, requests[key][0], response)
+            self.stats.calls_sent += 1
+
+    def _tick(self, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(done, total)
 
     def _parse(self, item: Item, cache: ResponseCache, attempt: int) -> Parsed:
         responses = [cache.get(key) for key in item.attempts[attempt]]
@@ -229,6 +256,7 @@ class Runner:
         target = item.dataset.target(item.group, item.question.id)
         assert target is not None
         first = cache.get(item.attempts[-1][0]) or {}
+        usage = self._usage(item, cache)
         row: dict[str, Any] = {
             "mode": "standard",
             "model": item.model,
@@ -245,6 +273,8 @@ class Runner:
             "covered_mass": parsed.raw_sum if item.method.name == "logp" else None,
             "seed": item.seed,
             "prompt_mode": self.config.prompt_mode,
+            "calls": sum(len(keys) for keys in item.attempts),
+            **usage,
         }
         if not parsed.ok or parsed.probs is None:
             status = (
@@ -261,6 +291,18 @@ class Runner:
             **score_item(pred, target.probs, item.question.ordinal),
         }
 
+    @staticmethod
+    def _usage(item: Item, cache: ResponseCache) -> dict[str, int | None]:
+        """Tokens over every call of every attempt (retries cost tokens too)."""
+        totals: dict[str, int | None] = {"prompt_tokens": None, "completion_tokens": None}
+        for keys in item.attempts:
+            for key in keys:
+                usage = (cache.get(key) or {}).get("usage") or {}
+                for name in totals:
+                    if usage.get(name) is not None:
+                        totals[name] = (totals[name] or 0) + int(usage[name])
+        return totals
+
     def manifest(self) -> dict[str, Any]:
         return {
             "kind": "run",
@@ -271,7 +313,7 @@ class Runner:
             "seeds": self.config.seeds,
             "distalign_version": __version__,
             "template_version": TEMPLATE_VERSION,
-            "model_identity": getattr(self, "_identity", None),
+            "model_identity": self.identities,
             "python": platform.python_version(),
             "machine": platform.machine(),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -90,6 +90,23 @@ class NextTokenProbs:
     covered_mass: float  # probability the model put on the candidates before renormalizing
     token_probs: dict[str, float]  # raw probability of each counted token text ("A", " A", ...)
     skipped_variants: tuple[str, ...] = ()  # variants not counted: not a single token
+    usage: Usage | None = None  # tokens billed, for API backends
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens a call consumed (API backends report them; local ones may leave them None)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The texts of one ``generate`` call and the tokens it used."""
+
+    texts: list[str]
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +186,34 @@ class Backend(ABC):
         request = make_request(max_tokens, temperature, seed, n, json_schema, letters, length, stop)
         self.require(*needed_capabilities(request), purpose="this generate() call")
         return self._generate(messages, request)
+
+    def generate_detailed(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        n: int = 1,
+        json_schema: Mapping[str, Any] | None = None,
+        letters: Sequence[str] | None = None,
+        length: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> Generation:
+        """Like :meth:`generate`, plus the token usage when the backend reports it."""
+        check_messages(messages)
+        request = make_request(max_tokens, temperature, seed, n, json_schema, letters, length, stop)
+        self.require(*needed_capabilities(request), purpose="this generate() call")
+        return self._generate_detailed(messages, request)
+
+    def _generate_detailed(
+        self, messages: Sequence[Message], request: GenerationRequest
+    ) -> Generation:
+        # Backends that know their token usage override this; the rest report none.
+        return Generation(self._generate(messages, request))
+
+    #: How many calls the runner may have in flight at once (API backends raise this).
+    max_concurrency: int = 1
 
     def _next_token_probs(
         self, messages: Sequence[Message], candidates: list[str]

@@ -17,8 +17,10 @@ Prompting:
 
 Log-p reads the full next-token logits of the last prompt position and takes a log-softmax over
 the whole vocabulary. The KV cache is reused across calls: a new prompt evaluates only the
-tokens after its longest common token prefix with what is in the cache (bit-identical to a fresh
-evaluation; tested).
+tokens after its longest common token prefix with what is in the cache. For SmolLM2 this is
+bit-identical to a fresh evaluation (tested). For some weight types llama.cpp's CPU kernels give
+results that depend on how the prompt is split into batches, fresh or not (Gemma 3 Q4_K_M on an
+AVX-512 Xeon); ``prefix_reuse_is_exact`` checks a model, ``prefix_reuse=False`` turns reuse off.
 """
 
 from __future__ import annotations

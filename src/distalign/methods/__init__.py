@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from distalign.backends.base import Backend, Capability
+from distalign.backends.base import Backend, Capability, Usage
 from distalign.parsing import (
     Parsed,
     parse_sequence,
@@ -40,10 +40,25 @@ class ExpressionMethod(ABC):
 
     def __init__(self, n: int = 30) -> None:
         self.n = n
+        self.caps: frozenset[Capability] = frozenset()
 
     def check(self, backend: Backend) -> None:
-        """Fail before any request if the backend lacks a capability this method needs."""
+        """Fail before any request if the backend lacks a capability this method needs.
+
+        Also records what the backend can do, so calls use constrained decoding and seeds
+        where the backend has them and fall back to plain prompting where it does not.
+        """
         backend.require(*self.needs, purpose=f"the {self.name} method")
+        self.caps = backend.capabilities
+
+    def _seed(self, seed: int, attempt: int, sample: int = 0) -> int | None:
+        return _generation_seed(seed, attempt, sample) if Capability.SEED in self.caps else None
+
+    def _letters_call(self, prompt: Prompt, length: int) -> dict[str, Any]:
+        if Capability.LETTER_GRAMMAR in self.caps:
+            return {"letters": prompt.letters, "length": length}
+        # unconstrained: room for separators and a little stray text, parsed robustly
+        return {"max_tokens": 4 * length + 16}
 
     @abstractmethod
     def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]: ...
@@ -76,16 +91,15 @@ class LogP(ExpressionMethod):
 
 class Sequence_(ExpressionMethod):
     name = "sequence"
-    needs = (Capability.GENERATE, Capability.SEED)
+    needs = (Capability.GENERATE,)
 
     def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
         return [
             {
                 "op": "generate",
                 "temperature": 1.0,
-                "seed": _generation_seed(seed, attempt),
-                "letters": prompt.letters,
-                "length": self.n,
+                "seed": self._seed(seed, attempt),
+                **self._letters_call(prompt, self.n),
             }
         ]
 
@@ -95,7 +109,7 @@ class Sequence_(ExpressionMethod):
 
 class Verbalize(ExpressionMethod):
     name = "verbalize"
-    needs = (Capability.GENERATE, Capability.SEED)
+    needs = (Capability.GENERATE,)
 
     def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
         schema = {
@@ -104,15 +118,17 @@ class Verbalize(ExpressionMethod):
             "required": list(prompt.letters),
             "additionalProperties": False,
         }
-        return [
-            {
-                "op": "generate",
-                "temperature": 1.0,
-                "seed": _generation_seed(seed, attempt),
-                "json_schema": schema,
-                "max_tokens": 16 + 12 * len(prompt.letters),
-            }
-        ]
+        call: Call = {
+            "op": "generate",
+            "temperature": 1.0,
+            "seed": self._seed(seed, attempt),
+            "max_tokens": 16 + 12 * len(prompt.letters),
+        }
+        if Capability.JSON_SCHEMA in self.caps:
+            call["json_schema"] = schema
+        else:
+            call["max_tokens"] = 256  # prompt-only: leave room for a preamble the parser skips
+        return [call]
 
     def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
         return parse_verbalized(str(responses[0]["text"]), prompt.letters)
@@ -120,7 +136,7 @@ class Verbalize(ExpressionMethod):
 
 class Samples(ExpressionMethod):
     name = "samples"
-    needs = (Capability.GENERATE, Capability.SEED)
+    needs = (Capability.GENERATE,)
     retryable = False  # failures are counted per sample; the distribution uses the valid ones
 
     def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
@@ -128,10 +144,9 @@ class Samples(ExpressionMethod):
             {
                 "op": "generate",
                 "temperature": 1.0,
-                "seed": _generation_seed(seed, attempt, sample),
-                "letters": prompt.letters,
-                "length": 1,
-                "sample": sample,
+                "seed": self._seed(seed, attempt, sample),
+                "sample": sample,  # 30 samples are 30 cache entries, never one
+                **self._letters_call(prompt, 1),
             }
             for sample in range(self.n)
         ]
@@ -165,11 +180,15 @@ for _cls in (LogP, Sequence_, Verbalize, Samples):
 
 
 def execute(backend: Backend, messages: list[dict[str, str]], call: Call) -> dict[str, Any]:
-    """Run one call on a backend and return a JSON-able response."""
+    """Run one call on a backend and return a JSON-able response (with token usage if known)."""
     if call["op"] == "probs":
         result = backend.next_token_probs(messages, call["candidates"])
-        return {"probs": result.probs, "covered_mass": result.covered_mass}
-    (text,) = backend.generate(
+        return {
+            "probs": result.probs,
+            "covered_mass": result.covered_mass,
+            **_usage(result.usage),
+        }
+    generation = backend.generate_detailed(
         messages,
         temperature=call["temperature"],
         seed=call["seed"],
@@ -178,4 +197,15 @@ def execute(backend: Backend, messages: list[dict[str, str]], call: Call) -> dic
         length=call.get("length"),
         max_tokens=call.get("max_tokens"),
     )
-    return {"text": text}
+    return {"text": generation.texts[0], **_usage(generation.usage)}
+
+
+def _usage(usage: Usage | None) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    return {
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+        }
+    }
