@@ -57,6 +57,9 @@ class RunConfig(BaseModel):
     data_dir: str | None = None
     out: str = "results/run"
     cache: str | None = Field(None, description="Cache file; default <out>/cache.sqlite.")
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict, description="Passed to the backend, e.g. n_threads for llama.cpp."
+    )
 
     def cache_path(self) -> Path:
         return Path(self.cache) if self.cache else Path(self.out) / "cache.sqlite"
@@ -157,7 +160,7 @@ class Runner:
         frames = []
         with ResponseCache(self.config.cache_path()) as cache:
             for model in self.config.models:
-                with get_backend(model) as backend:
+                with get_backend(model, **self.config.backend_options) as backend:
                     frames.append(self._run_model(model, backend, cache))
         self.stats.seconds = time.perf_counter() - start
         frame = pd.concat(frames, ignore_index=True) if frames else items_frame([])

@@ -37,6 +37,9 @@ def run_command(
     data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o")] = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the leaderboard.")] = 1000,
+    threads: Annotated[
+        int | None, typer.Option(help="llama.cpp threads (default: all cores for prompts).")
+    ] = None,
 ) -> None:
     """Run a benchmark grid through the response cache, then print the leaderboard."""
     from distalign.runner import RunConfig, Runner
@@ -56,6 +59,10 @@ def run_command(
         "out": str(out) if out else None,
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
+    if threads is not None:
+        options = dict(settings.get("backend_options", {}))
+        options.update(n_threads=threads, n_threads_batch=threads)
+        settings["backend_options"] = options
     try:
         run_config = RunConfig(**settings)
     except ValidationError as error:
