@@ -44,6 +44,7 @@ ITEM_COLUMNS: list[str] = [
     "n",  # respondents behind the truth, when known
     "covered_mass",  # Log-p: probability mass that fell on the option letters
     "raw",  # the raw model reply, when there is one
+    "prompt",  # the chat messages sent (JSON), when distalign built the prompt
 ]
 
 STEERINGS = ("none", "persona", "fewshot")

@@ -272,6 +272,7 @@ class Runner:
             "truth": target.probs.tolist(),
             "n": target.n,
             "raw": first.get("text"),
+            "prompt": json.dumps(item.prompt.messages, ensure_ascii=False),
             "detail": f"{parsed.detail}; attempts={len(item.attempts)}",
             "covered_mass": parsed.raw_sum if item.method.name == "logp" else None,
             "seed": item.seed,

@@ -182,10 +182,17 @@ class Backend(ABC):
         ``seed``: same seed, same outputs (needs the "seed" capability; None draws fresh
         randomness). ``max_tokens`` defaults to ``length`` for letters, else 256.
         """
-        check_messages(messages)
-        request = make_request(max_tokens, temperature, seed, n, json_schema, letters, length, stop)
-        self.require(*needed_capabilities(request), purpose="this generate() call")
-        return self._generate(messages, request)
+        return self.generate_detailed(
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            n=n,
+            json_schema=json_schema,
+            letters=letters,
+            length=length,
+            stop=stop,
+        ).texts
 
     def generate_detailed(
         self,

@@ -3,6 +3,7 @@
 import typer
 
 from distalign.cli.reference import import_reference, leaderboard_command
+from distalign.cli.report import compare_command, report_command
 from distalign.cli.run import run_command
 
 app = typer.Typer(
@@ -13,6 +14,8 @@ app = typer.Typer(
 app.command("import-reference")(import_reference)
 app.command("leaderboard")(leaderboard_command)
 app.command("run")(run_command)
+app.command("report")(report_command)
+app.command("compare")(compare_command)
 
 
 def _mount_data() -> None:

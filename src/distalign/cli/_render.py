@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # Pipes and CI logs get a fixed, wide layout instead of rich's 80-column default.
@@ -27,12 +28,12 @@ def fmt(value: Any, digits: int = 3) -> str:
 def print_frame(frame: pd.DataFrame, title: str, columns: list[str] | None = None) -> None:
     """Print selected columns of a DataFrame as a rich table."""
     shown = columns or list(frame.columns)
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")  # titles hold "[...]" literally
     for column in shown:
         numeric = pd.api.types.is_numeric_dtype(frame[column]) if column in frame else False
         table.add_column(column, justify="right" if numeric else "left")
     for _, row in frame.iterrows():
-        table.add_row(*(fmt(row.get(c)) for c in shown))
+        table.add_row(*(escape(fmt(row.get(c))) for c in shown))
     console.print(table)
 
 
