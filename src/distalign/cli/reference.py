@@ -97,6 +97,9 @@ def leaderboard_command(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Where to write CSV/JSON.")
     ] = None,
+    with_humans: Annotated[
+        bool, typer.Option(help="Also print Table 2: Verbalize vs the paper's human annotators.")
+    ] = False,
 ) -> None:
     """Main leaderboard (model x method, persona + few-shot, mean over datasets) with CIs."""
     if ci not in CI_MODES:
@@ -111,6 +114,8 @@ def leaderboard_command(
     target = out or folders[0].parent
     for mode, (board, baselines, gaps) in boards.items():
         _show(mode, board, baselines, gaps, target)
+    if with_humans:
+        _humans_table(folders, target, n_boot, seed)
     if {"paper", "standard"} <= set(boards):
         side = side_by_side(boards["paper"][0], boards["standard"][0])
         side = side.drop(columns=[c for c in ("model_name",) if c in side])
@@ -119,6 +124,21 @@ def leaderboard_command(
         )
         write_frame(side, target, "leaderboard_paper_vs_standard")
     console.print(f"tables written to {target}/")
+
+
+def _humans_table(folders: list[Path], target: Path, n_boot: int, seed: int) -> None:
+    from distalign.reference.files import MODEL_DISPLAY_NAMES
+    from distalign.reference.humans import human_items, table2
+
+    paper = [f for f in folders if load_manifest(f).get("mode") == "paper"]
+    if not paper:
+        raise typer.BadParameter("--with-humans needs a paper-mode reference import folder")
+    data_dir = Path(str(load_manifest(paper[0])["data_dir"]))
+    board = table2(load_results(paper[0]), human_items(data_dir), n_boot=n_boot, seed=seed)
+    board["model"] = board["model"].map(lambda m: MODEL_DISPLAY_NAMES.get(m, m))
+    columns = ["model", "method", "mean", "ci_low", "ci_high", "n_opinionqa", "n_nytimes"]
+    print_frame(board, "Table 2: Verbalize vs humans, OpinionQA + NYT [paper mode]", columns)
+    write_frame(board, target, "table2_humans")
 
 
 def _board(
