@@ -66,3 +66,28 @@ def test_import_reference_and_leaderboard_paper_mode(tmp_path: Path, reference_d
     gpt4_v = board[(board["model"] == "GPT-4") & (board["method"] == "verbalize")]["mean"].item()
     assert abs(gpt4_v - 0.229) < 0.005
     assert (tmp_path / "tables" / "gap_paper.json").exists()
+
+
+def test_dry_run_counts_requests_and_sends_nothing(tmp_path: Path, reference_dir: Path) -> None:
+    out = tmp_path / "dry"
+    args = ["run", "--data-dir", str(reference_dir), "--dataset", "nytimes", "--group", "SEX=Male"]
+    args += [
+        "--questions",
+        "2",
+        "--method",
+        "logp,samples",
+        "--n",
+        "5",
+        "-o",
+        str(out),
+        "--dry-run",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "nothing was sent" in result.output
+    import sqlite3
+
+    db = sqlite3.connect(out / "cache.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0
+    lines = [line for line in result.output.splitlines() if "samples" in line]
+    assert lines and "10" in lines[0]  # 2 questions x 5 samples, each its own call

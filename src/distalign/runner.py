@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distalign import __version__
 from distalign.backends import Backend, get_backend
+from distalign.costs import Price, cost, estimate_tokens, load_prices
 from distalign.data import Dataset, Group, Question
 from distalign.datasets import load_dataset
 from distalign.datasets.reference import main_groups
@@ -57,6 +58,7 @@ class RunConfig(BaseModel):
     data_dir: str | None = None
     out: str = "results/run"
     cache: str | None = Field(None, description="Cache file; default <out>/cache.sqlite.")
+    prices: str | None = Field(None, description="TOML/JSON price file overriding the table.")
     backend_options: dict[str, Any] = Field(
         default_factory=dict, description="Passed to the backend, e.g. n_threads for llama.cpp."
     )
@@ -133,6 +135,13 @@ def _item(
         seed=seed,
     )
     return Item(model, dataset, group, question, steering, method, seed, prompt)
+
+
+def _completion_budget(call: dict[str, Any]) -> int:
+    """Upper bound on the completion tokens of one call (what a budget should assume)."""
+    if call["op"] == "probs":
+        return 1
+    return int(call.get("max_tokens") or call.get("length") or 256)
 
 
 def call_request(backend: Backend, item: Item, call: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -279,6 +288,7 @@ class Runner:
             "prompt_mode": self.config.prompt_mode,
             "calls": sum(len(keys) for keys in item.attempts),
             **usage,
+            "cost_usd": self._cost(item.model, usage),
         }
         if not parsed.ok or parsed.probs is None:
             status = (
@@ -294,6 +304,53 @@ class Runner:
             "status": Status.OK,
             **score_item(pred, target.probs, item.question.ordinal),
         }
+
+    def _cost(self, model: str, usage: dict[str, int | None]) -> float | None:
+        if usage["prompt_tokens"] is None and usage["completion_tokens"] is None:
+            return None
+        name = str(self.identities.get(model, {}).get("model", model))
+        return cost(
+            name, usage["prompt_tokens"] or 0, usage["completion_tokens"] or 0, self._prices()
+        )
+
+    def _prices(self) -> dict[str, Price] | None:
+        return load_prices(self.config.prices) if self.config.prices else None
+
+    def dry_run(self) -> pd.DataFrame:
+        """Requests, estimated tokens and cost per (model, method), before anything is sent."""
+        rows: list[dict[str, Any]] = []
+        with ResponseCache(self.config.cache_path()) as cache:
+            for model in self.config.models:
+                with get_backend(model, **self.config.backend_options) as backend:
+                    rows.extend(self._estimate(model, backend, cache))
+        return pd.DataFrame(rows)
+
+    def _estimate(
+        self, model: str, backend: Backend, cache: ResponseCache
+    ) -> Iterator[dict[str, Any]]:
+        items = list(expand(self.config, model, backend))
+        requests = self._attempt(backend, items, 0)
+        missing = cache.missing(requests)
+        name = backend.identity.model
+        for method in self.config.methods:
+            keys = [k for k, (_, item, _) in requests.items() if item.method.name == method]
+            todo = [k for k in keys if k in missing]
+            prompt = sum(
+                estimate_tokens(json.dumps(requests[k][0]["messages"], ensure_ascii=False))
+                for k in todo
+            )
+            completion = sum(_completion_budget(requests[k][2]) for k in todo)
+            yield {
+                "model": model,
+                "method": method,
+                "items": sum(1 for i in items if i.method.name == method),
+                "calls": len(keys),
+                "cached": len(keys) - len(todo),
+                "to_send": len(todo),
+                "est_prompt_tokens": prompt,
+                "est_completion_tokens": completion,
+                "est_cost_usd": cost(name, prompt, completion, self._prices()),
+            }
 
     @staticmethod
     def _usage(item: Item, cache: ResponseCache) -> dict[str, int | None]:

@@ -37,6 +37,10 @@ def run_command(
     data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o")] = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the leaderboard.")] = 1000,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count requests, tokens and cost; send nothing.")
+    ] = False,
+    prices: Annotated[Path | None, typer.Option(help="TOML/JSON file overriding prices.")] = None,
     threads: Annotated[
         int | None, typer.Option(help="llama.cpp threads (default: all cores for prompts).")
     ] = None,
@@ -57,6 +61,7 @@ def run_command(
         "prompt_mode": prompt_mode,
         "data_dir": str(data_dir) if data_dir else None,
         "out": str(out) if out else None,
+        "prices": str(prices) if prices else None,
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
     if threads is not None:
@@ -67,6 +72,10 @@ def run_command(
         run_config = RunConfig(**settings)
     except ValidationError as error:
         raise typer.BadParameter(str(error)) from error
+    if dry_run:
+        estimate = Runner(run_config).dry_run()
+        print_frame(estimate, "Dry run: what this run would send (nothing was sent)")
+        return
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
