@@ -64,3 +64,17 @@ def test_kill_minus_nine_loses_no_committed_response(tmp_path: Path) -> None:
     with ResponseCache(path) as cache:
         for i in range(acknowledged + 1):
             assert cache.get(f"k{i}") == {"text": str(i)}
+
+
+def test_results_round_trip_through_the_top_level_loader(tmp_path: Path) -> None:
+    import distalign
+    from distalign.results import items_frame, save_items
+
+    frame = items_frame(
+        [{"model": "m", "letters": ["A", "B"], "pred": [0.5, 0.5], "truth": [1.0, 0.0], "tv": 0.5}]
+    )
+    save_items(frame, tmp_path / "run", {"mode": "standard"})
+    loaded = distalign.load_results(tmp_path / "run")
+    assert list(loaded.columns[: len(frame.columns)]) == list(frame.columns)
+    assert loaded.loc[0, "pred"] == [0.5, 0.5]
+    assert loaded.loc[0, "tv"] == 0.5
