@@ -88,3 +88,30 @@ def test_table2_puts_humans_beside_models(humans: pd.DataFrame, reference_dir: P
     steered = humans[humans.steering.isin(["persona", "fewshot"])]
     by_dataset = steered.groupby("dataset")["tv"].mean()
     assert human["mean"] == pytest.approx(by_dataset.mean())
+
+
+def test_report_table_sets_a_model_beside_humans(reference_dir: Path) -> None:
+    from distalign.report.html import humans_table
+    from distalign.results import items_frame
+
+    rows = [
+        {
+            "mode": "paper",
+            "model": "my-model",
+            "dataset": dataset,
+            "steering": steering,
+            "method": "verbalize",
+            "group": "POLPARTY=Democrat",
+            "question_id": f"q{i}",
+            "status": "ok",
+            "tv": tv,
+        }
+        for dataset, tv in (("opinionqa", 0.2), ("nytimes", 0.4))
+        for steering in ("persona", "fewshot")
+        for i in range(5)
+    ]
+    table = humans_table(items_frame(rows), reference_dir, n_boot=50, seed=0)
+    board = table.frame.set_index("model")
+    assert board.loc["my-model", "mean"] == pytest.approx(0.3)  # ½ OpinionQA + ½ NYT
+    assert "Humans" in board.index
+    assert table.headline

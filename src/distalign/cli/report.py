@@ -37,6 +37,10 @@ def report_command(
     samples: Annotated[int, typer.Option(help="Sampled replies shown per configuration.")] = 3,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap and sampling seed.")] = 0,
+    with_humans: Annotated[
+        Path | None,
+        typer.Option(help="Reference data folder: add the paper's human baseline (Table 2)."),
+    ] = None,
 ) -> None:
     """Build a self-contained HTML report, plus CSV/JSON/Markdown tables and PNG/SVG figures."""
     from distalign.report import build_report
@@ -59,6 +63,7 @@ def report_command(
             seed=seed,
             samples_per_config=samples,
             stereotype_groups=(pair[0], pair[1]),
+            with_humans=with_humans,
         )
     for table in report.tables:
         if table.headline and not table.collapsed:

@@ -63,6 +63,23 @@ class Report:
     files: list[Path]  # the tables (CSV, JSON, Markdown) and figures (PNG, SVG)
 
 
+def humans_table(items: pd.DataFrame, data_dir: Path, *, n_boot: int, seed: int) -> ReportTable:
+    """Table 2: each paper-mode model's Verbalize beside the paper's human annotators."""
+    from distalign.reference.humans import human_items, table2
+
+    paper = items[items["mode"] == "paper"]
+    board = table2(paper, human_items(data_dir), n_boot=n_boot, seed=seed)
+    return ReportTable(
+        "table2_humans",
+        "Verbalize vs humans on OpinionQA + NYT [paper mode]",
+        board,
+        ["model", "method", "mean", "ci_low", "ci_high", "n_opinionqa", "n_nytimes"],
+        note="Humans estimated each group's distribution with sliders (first 4 annotators per "
+        "item, as the paper). Only paper-mode model rows enter: add --with-reference.",
+        headline=True,
+    )
+
+
 def build_report(
     results_dirs: Sequence[Path],
     out_html: Path = Path("report.html"),
@@ -75,18 +92,23 @@ def build_report(
     stereotype_groups: tuple[str, str] = STEREOTYPE_GROUPS,
     assets_dir: Path | None = None,
     title: str = "distalign report",
+    with_humans: Path | None = None,
 ) -> Report:
     """Build the report for ``results_dirs`` into ``out_html``.
 
     ``with_reference`` adds the paper's reference models from an imported reference folder
     (``True``: ``results/reference``), in the modes the results use, so a new model lands in
-    the paper's leaderboard. ``toy`` is a ``distalign toy coin`` table (file or DataFrame) for
-    the biased-coin figure. Tables and figure files go to ``assets_dir`` (default
-    ``<out_html stem>_files/``); the HTML itself embeds everything it shows.
+    the paper's leaderboard. ``with_humans`` (the reference data folder) adds the paper's
+    Table 2: Verbalize against the human annotators on OpinionQA + NYT. ``toy`` is a
+    ``distalign toy coin`` table (file or DataFrame) for the biased-coin figure. Tables and
+    figure files go to ``assets_dir`` (default ``<out_html stem>_files/``); the HTML itself
+    embeds everything it shows.
     """
     items, sources = load_items(_folders(results_dirs, with_reference))
     assets = assets_dir or out_html.with_name(f"{out_html.stem}_files")
     tables = build_tables(items, n_boot=n_boot, seed=seed)
+    if with_humans is not None:
+        tables.insert(0, humans_table(items, with_humans, n_boot=n_boot, seed=seed))
     files = write_tables(tables, assets / "tables")
     lookup = DatasetLookup(sources)
     pending = pending_figures(items, tables, toy, stereotype_groups, lookup)
