@@ -425,6 +425,19 @@ def test_requests_per_minute_spaces_the_requests(fault_server: tuple[FaultServer
     assert min(gaps) >= 0.2, gaps
 
 
+def test_tokens_per_minute_caps_the_estimated_tokens(
+    fault_server: tuple[FaultServer, str],
+) -> None:
+    state, url = fault_server
+    # 600 tokens a minute = 10 a second; each request is about 10 estimated prompt tokens plus
+    # a 1-token budget, so each one uses up (at least) a whole second's allowance
+    with fake_backend(url, tokens_per_minute=600) as backend:
+        for _ in range(3):
+            backend.generate(MESSAGES, max_tokens=1)
+    times = [t for t, _ in state.hits]
+    assert times[-1] - times[0] >= 1.5, times
+
+
 def test_calls_in_flight_stay_within_the_concurrency(
     fault_server: tuple[FaultServer, str],
 ) -> None:

@@ -47,8 +47,9 @@ Retries: the SDK's own (``max_retries``): exponential backoff from 0.5 s up to 8
 (or ``retry-after-ms``) asks when that is at most two minutes; a longer ``Retry-After`` fails at
 once. With replicas, connection errors move the call to another replica instead (see
 ``FailFastTransport``). A call that still fails raises ``RequestError``, which the runner
-records as a failed request. Rate limit: ``requests_per_minute`` spaces requests evenly
-(pyrate-limiter); SDK retries are not counted against it, since their backoff slows them.
+records as a failed request. Rate limits: ``requests_per_minute`` spaces requests evenly and
+``tokens_per_minute`` caps the estimated tokens (prompt estimate + completion budget) per
+one-second window (pyrate-limiter); SDK retries are not counted, since their backoff slows them.
 
 Messages: a final assistant message (a prefill) is refused, since the chat completions API
 would take it for a finished turn rather than text to continue.
@@ -64,6 +65,7 @@ and any error text that contains the key has it replaced by ``[redacted]``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -89,6 +91,7 @@ from distalign.backends.base import (
     NextTokenProbs,
     Usage,
 )
+from distalign.costs import estimate_tokens
 
 try:
     import httpx2
@@ -285,6 +288,7 @@ class OpenAICompatibleBackend(Backend):
         schema_format: SchemaFormat | Literal["none"] | None = None,
         concurrency: int = 8,
         requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
         timeout: float = 120.0,
         max_retries: int = 5,
         down_seconds: float = 30.0,
@@ -315,6 +319,8 @@ class OpenAICompatibleBackend(Backend):
         )
         self.max_concurrency = concurrency * len(self.urls)
         self._limiter = _rate_limiter(requests_per_minute)
+        self._token_limiter = token_limiter(tokens_per_minute)
+        self._tokens_per_second = (tokens_per_minute or 0) / 60
         served = self._served_model_id() if check_server else None
         self._identity = BackendIdentity(
             backend="openai-compatible",
@@ -346,8 +352,9 @@ class OpenAICompatibleBackend(Backend):
     def close(self) -> None:
         for replica in self.pool.replicas:
             replica.client.close()
-        if self._limiter is not None:
-            self._limiter.close()
+        for limiter in (self._limiter, self._token_limiter):
+            if limiter is not None:
+                limiter.close()
 
     # ----- Log-p --------------------------------------------------------------------------------
 
@@ -424,7 +431,7 @@ class OpenAICompatibleBackend(Backend):
         while True:
             with self.pool.use(tried) as replica:
                 try:
-                    self._wait_for_rate_limit()
+                    self._wait_for_rate_limit(chat, params)
                     completion = replica.client.chat.completions.create(
                         model=self.model, messages=chat, **params
                     )
@@ -443,9 +450,18 @@ class OpenAICompatibleBackend(Backend):
                 except openai.OpenAIError as error:
                     raise self._request_error(replica.url, error) from None
 
-    def _wait_for_rate_limit(self) -> None:
+    def _wait_for_rate_limit(self, chat: Any, params: Mapping[str, Any]) -> None:
         if self._limiter is not None:
             self._limiter.try_acquire("requests")
+        if self._token_limiter is not None:
+            # the prompt estimate plus the completion budget: what the provider will count
+            budget = int(params.get(self.kind.max_tokens_field) or 1)
+            weight = estimate_tokens(json.dumps(chat, ensure_ascii=False)) + budget
+            # a request larger than one second's allowance waits for that whole allowance
+            self._token_limiter.try_acquire("tokens", weight=min(weight, self._token_window()))
+
+    def _token_window(self) -> int:
+        return max(1, int(self._tokens_per_second))
 
     def _request_error(self, url: str, error: Exception) -> RequestError:
         # "from None" above: the SDK exception (whose text may quote the key) is not chained
@@ -521,6 +537,15 @@ def _rate_limiter(requests_per_minute: float | None) -> Limiter | None:
         raise ValueError(f"requests_per_minute must be positive, got {requests_per_minute}")
     interval_ms = max(1, round(60_000 / requests_per_minute))
     return Limiter(Rate(1, interval_ms))
+
+
+def token_limiter(tokens_per_minute: float | None) -> Limiter | None:
+    """At most ``tokens_per_minute`` tokens a minute, spread over one-second windows."""
+    if tokens_per_minute is None:
+        return None
+    if tokens_per_minute <= 0:
+        raise ValueError(f"tokens_per_minute must be positive, got {tokens_per_minute}")
+    return Limiter(Rate(max(1, int(tokens_per_minute // 60)), 1000))
 
 
 def _sample_seeds(seed: int | None, n: int) -> list[int | None]:
