@@ -11,20 +11,22 @@ app = typer.Typer(
     add_completion=False,
     help="Benchmark the distributional alignment of LLMs against human survey distributions.",
 )
+app.command("run")(run_command)
 app.command("import-reference")(import_reference)
 app.command("leaderboard")(leaderboard_command)
-app.command("run")(run_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
 
 
-def _mount_data() -> None:
+def _mount_subcommands() -> None:
     from distalign.cli.data import data_app
+    from distalign.cli.toy import toy_app
 
     app.add_typer(data_app, name="data", help="Find, download, inspect and validate datasets.")
+    app.add_typer(toy_app, name="toy", help="The biased-coin and biased-die calibration toys.")
 
 
-_mount_data()
+_mount_subcommands()
 
 
 @app.command()

@@ -1,0 +1,629 @@
+"""Toy calibration experiments: a biased coin (spec §10) and a biased die.
+
+The model is told a distribution ("heads 30%, tails 70%") and asked to produce outcomes with
+each expression method. A model that can *simulate* what it *knows* produces the stated
+distribution; the mean absolute calibration error ``|mean produced - stated|`` measures the
+gap. In the paper GPT-4's Log-p was a step function of the stated P(heads) while its Sequence
+of 30 flips roughly tracked it.
+
+* **Prompts.** A system message, worked examples as earlier chat turns, then the stated
+  distribution and the method's task. The paper's Log-p prompt had 10 worked examples too;
+  without any, SmolLM2-135M puts under 10% of its next-token mass on H/T (it starts "The ..."),
+  with them about 85%. All wording is in the constants below: change any of it and bump
+  ``TOY_TEMPLATE_VERSION``, which is part of every cache key.
+* **Calls.** Built by :mod:`distalign.methods`, so seeds, JSON schemas and token limits are
+  those of ``distalign run``. Log-p is deterministic and asked once per prompt; the sampled
+  methods are asked ``repeats`` times with seeds 0, 1, ... (the paper used 5 repetitions).
+* **Parsing.** The standard parsers of :mod:`distalign.parsing`. Sequence uses the toy's rule
+  of spec §10: a reply with fewer than N-1 valid letters is rejected. The parsers only accept
+  letters A-Z, so die faces "1".."6" are mapped to "A".."F" before parsing.
+* **Cache.** Every call goes through a :class:`~distalign.store.ResponseCache`; a rerun sends
+  nothing that is already there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from distalign import __version__
+from distalign.backends import Backend, get_backend
+from distalign.methods import execute, get_method
+from distalign.parsing import (
+    Parsed,
+    parse_sequence,
+    parse_verbalized,
+    samples_distribution,
+)
+from distalign.steering import Prompt
+from distalign.store import ResponseCache, request_key
+
+TOY_TEMPLATE_VERSION = 1  # bump whenever any prompt text or example below changes
+
+TOY_METHODS = ("logp", "sequence", "verbalize", "samples")
+DEFAULT_REPEATS = 5
+DEFAULT_N = 30
+EXAMPLE_SEED = 20240601  # orders the letters of the Sequence worked examples
+DIE_SEED = 7  # the Dirichlet draws among the die targets
+
+SYSTEM = "You are a helpful assistant."
+
+COIN_STATEMENT = (
+    "Let the probability that the coin lands heads up be {heads}% and the probability that it "
+    "lands tails up be {tails}%."
+)
+COIN_SINGLE = "Flip this coin once. Reply with a single character: H for heads or T for tails."
+COIN_TASKS = {
+    "logp": COIN_SINGLE,
+    "samples": COIN_SINGLE,
+    "sequence": (
+        "Flip this coin {n} times. Reply with the {n} results as {n} characters, H for heads "
+        "and T for tails, and nothing else."
+    ),
+    "verbalize": (
+        "What is the probability of each outcome of one flip of this coin? Reply only with a "
+        "JSON object mapping H (heads) and T (tails) to probabilities between 0 and 1, e.g. "
+        '{{"H": <probability>, "T": <probability>}}.'
+    ),
+}
+
+DIE_STATEMENT = "This six-sided die is biased. The probability of each face is: {faces}."
+DIE_SINGLE = "Roll this die once. Reply with a single character: the face it lands on, 1 to 6."
+DIE_TASKS = {
+    "logp": DIE_SINGLE,
+    "samples": DIE_SINGLE,
+    "sequence": (
+        "Roll this die {n} times. Reply with the {n} results as {n} characters, each the face "
+        "it landed on (1 to 6), and nothing else."
+    ),
+    "verbalize": (
+        "What is the probability of each face on one roll of this die? Reply only with a JSON "
+        "object mapping each face 1 to 6 to a probability between 0 and 1, e.g. "
+        '{{"1": <probability>, "2": <probability>, ...}}.'
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One stated distribution over the experiment's outcomes."""
+
+    label: str
+    probs: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A worked example: a stated distribution and the outcome its single draw shows."""
+
+    probs: tuple[float, ...]
+    draw: str
+
+
+# Off the grid of targets, so no example answers a target prompt; draws balanced H/T.
+COIN_EXAMPLES = (
+    Example((0.75, 0.25), "H"),
+    Example((0.15, 0.85), "T"),
+    Example((0.35, 0.65), "H"),
+    Example((0.65, 0.35), "T"),
+)
+DIE_EXAMPLES = (
+    Example((0.05, 0.05, 0.10, 0.40, 0.20, 0.20), "4"),
+    Example((0.30, 0.10, 0.10, 0.10, 0.10, 0.30), "6"),
+    Example((0.15, 0.35, 0.15, 0.15, 0.10, 0.10), "2"),
+)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A toy problem: its outcomes, the stated distributions to try and its wording."""
+
+    name: str
+    outcomes: tuple[str, ...]
+    targets: tuple[Target, ...]
+    examples: tuple[Example, ...]
+    tasks: Mapping[str, str]
+    state: Callable[[Sequence[float]], str]  # the sentence that states a distribution
+
+
+# ----- targets and wording ------------------------------------------------------------------
+
+
+def round_to_permille(probs: npt.ArrayLike) -> tuple[float, ...]:
+    """Round to multiples of 0.001 that still sum to 1 (largest remainder).
+
+    The prompt states percentages with one decimal, and the target is what the prompt says.
+
+    >>> round_to_permille([1 / 3, 1 / 3, 1 / 3])
+    (0.334, 0.333, 0.333)
+    """
+    return tuple(units / 1000 for units in largest_remainder(probs, 1000))
+
+
+def largest_remainder(weights: npt.ArrayLike, total: int) -> list[int]:
+    """Split ``total`` into whole parts in proportion to ``weights``, summing to ``total``."""
+    scaled = np.asarray(weights, dtype=np.float64) / float(np.sum(weights)) * total
+    parts = np.floor(scaled + 1e-9).astype(int)  # 1e-9: 0.29 * 1000 is 289.99999999999994
+    order = np.argsort(-(scaled - parts), kind="stable")
+    parts[order[: total - int(parts.sum())]] += 1
+    return [int(part) for part in parts]
+
+
+def percent(p: float) -> str:
+    """``0.3`` -> ``"30"``, ``0.167`` -> ``"16.7"``."""
+    text = f"{p * 100:.1f}"
+    return text.removesuffix(".0")
+
+
+def coin_statement(probs: Sequence[float]) -> str:
+    return COIN_STATEMENT.format(heads=percent(probs[0]), tails=percent(probs[1]))
+
+
+def die_statement(probs: Sequence[float]) -> str:
+    faces = ", ".join(f"{face}: {percent(p)}%" for face, p in enumerate(probs, start=1))
+    return DIE_STATEMENT.format(faces=faces)
+
+
+def coin_targets() -> tuple[Target, ...]:
+    """P(heads) = 0.0, 0.1, ..., 1.0, as in the paper's 11 prompts."""
+    return tuple(Target(f"p={i / 10:.1f}", (i / 10, (10 - i) / 10)) for i in range(11))
+
+
+def die_targets(seed: int = DIE_SEED, draws: int = 3) -> tuple[Target, ...]:
+    """Uniform, one face at 50%, a linear ramp and a few seeded Dirichlet(1) draws."""
+    shapes = {
+        "uniform": np.ones(6),
+        "3 at 50%": np.array([0.1, 0.1, 0.5, 0.1, 0.1, 0.1]),
+        "ramp": np.arange(1, 7, dtype=np.float64),
+    }
+    rng = np.random.default_rng(seed)
+    for i in range(draws):
+        shapes[f"dirichlet-{i + 1}"] = rng.dirichlet(np.ones(6))
+    return tuple(Target(label, round_to_permille(p)) for label, p in shapes.items())
+
+
+COIN = Experiment("coin", ("H", "T"), coin_targets(), COIN_EXAMPLES, COIN_TASKS, coin_statement)
+DIE = Experiment("die", tuple("123456"), die_targets(), DIE_EXAMPLES, DIE_TASKS, die_statement)
+EXPERIMENTS = {experiment.name: experiment for experiment in (COIN, DIE)}
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown toy experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+# ----- prompts ------------------------------------------------------------------------------
+
+
+def example_answer(experiment: Experiment, method: str, index: int, n: int) -> str:
+    """The worked example's reply in the method's own format."""
+    example = experiment.examples[index]
+    if method == "verbalize":
+        return json.dumps(dict(zip(experiment.outcomes, example.probs, strict=True)))
+    if method == "sequence":
+        # Exact proportions in a fixed shuffled order: the example shows calibrated flips.
+        counts = largest_remainder(example.probs, n)
+        letters = np.repeat(list(experiment.outcomes), counts)
+        rng = np.random.default_rng(EXAMPLE_SEED + index)
+        return "".join(rng.permutation(letters))
+    return example.draw
+
+
+def build_messages(
+    experiment: Experiment, method: str, probs: Sequence[float], n: int
+) -> list[dict[str, str]]:
+    """System message, worked examples as chat turns, then the question for ``probs``."""
+    task = experiment.tasks[method].format(n=n)
+    messages = [{"role": "system", "content": SYSTEM}]
+    for index, example in enumerate(experiment.examples):
+        question = f"{experiment.state(example.probs)} {task}"
+        answer = example_answer(experiment, method, index, n)
+        messages += [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+    messages.append({"role": "user", "content": f"{experiment.state(probs)} {task}"})
+    return messages
+
+
+# ----- running ------------------------------------------------------------------------------
+
+
+@dataclass
+class ToyStats:
+    calls_total: int = 0
+    calls_cached: int = 0
+    calls_sent: int = 0
+    calls_failed: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Cell:
+    """One repetition of one method on one target, and the cache keys of its calls."""
+
+    target: Target
+    method: str
+    seed: int
+    messages: list[dict[str, str]]
+    keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ToyResult:
+    experiment: str
+    table: pd.DataFrame  # one row per (target, method, outcome)
+    calibration: pd.DataFrame  # one row per method
+    stats: ToyStats
+    identity: dict[str, Any]
+    settings: dict[str, Any]
+
+
+Requests = dict[str, tuple[dict[str, Any], list[dict[str, str]], dict[str, Any]]]
+Progress = Callable[[int, int], None]
+
+
+def toy_request(
+    backend: Backend, messages: list[dict[str, str]], call: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The JSON that identifies one toy call (its hash is the cache key)."""
+    return {
+        "backend": backend.identity.as_dict(),
+        "messages": messages,
+        "call": dict(call),
+        "toy_template_version": TOY_TEMPLATE_VERSION,
+    }
+
+
+def plan(
+    experiment: Experiment,
+    backend: Backend,
+    methods: Sequence[str],
+    repeats: int,
+    n: int,
+) -> tuple[list[Cell], Requests]:
+    """Every cell of the grid, and the distinct requests they need."""
+    cells: list[Cell] = []
+    requests: Requests = {}
+    for method_name in methods:
+        method = get_method(method_name, n=n)
+        method.check(backend)
+        # Log-p is deterministic: more repetitions would be the same request.
+        seeds = [0] if method_name == "logp" else list(range(repeats))
+        for target in experiment.targets:
+            messages = build_messages(experiment, method_name, target.probs, n)
+            prompt = Prompt(messages, list(experiment.outcomes), list(range(len(target.probs))))
+            for seed in seeds:
+                cell = Cell(target, method_name, seed, messages)
+                for call in method.calls(prompt, seed, attempt=0):
+                    request = toy_request(backend, messages, call)
+                    key = request_key(request)
+                    cell.keys.append(key)
+                    requests.setdefault(key, (request, messages, call))
+                cells.append(cell)
+    return cells, requests
+
+
+def send(
+    backend: Backend,
+    requests: Requests,
+    cache: ResponseCache,
+    stats: ToyStats,
+    progress: Progress | None = None,
+) -> None:
+    """Ask the backend for every request the cache lacks, committing each reply at once."""
+    missing = cache.missing(requests)
+    stats.calls_total += len(requests)
+    stats.calls_cached += len(requests) - len(missing)
+    # Same messages back to back: the backend reuses the KV cache of the shared prefix.
+    todo = sorted(missing, key=lambda k: json.dumps(requests[k][1]))
+    for done, key in enumerate(todo, start=1):
+        request, messages, call = requests[key]
+        try:
+            response = _execute(backend, messages, call)
+        except (ValueError, RuntimeError) as error:  # recorded as a failure; the run goes on
+            cache.put_error(key, request, f"{type(error).__name__}: {error}")
+            stats.calls_failed += 1
+        else:
+            cache.put(key, request, response)
+            stats.calls_sent += 1
+        if progress:
+            progress(done, len(todo))
+
+
+def _execute(
+    backend: Backend, messages: list[dict[str, str]], call: dict[str, Any]
+) -> dict[str, Any]:
+    if call["op"] == "probs":
+        result = backend.next_token_probs(messages, call["candidates"])
+        # Spellings that are not one token (SmolLM2 writes " 1" as two) are not counted.
+        return {
+            "probs": result.probs,
+            "covered_mass": result.covered_mass,
+            "skipped_variants": list(result.skipped_variants),
+        }
+    return execute(backend, messages, call)
+
+
+def run_experiment(
+    experiment: Experiment,
+    backend: Backend,
+    cache: ResponseCache,
+    *,
+    methods: Sequence[str] = TOY_METHODS,
+    repeats: int = DEFAULT_REPEATS,
+    n: int = DEFAULT_N,
+    progress: Progress | None = None,
+) -> ToyResult:
+    """Run one toy experiment through the cache and summarize it."""
+    check_settings(methods, repeats, n)
+    start = time.perf_counter()
+    stats = ToyStats()
+    cells, requests = plan(experiment, backend, methods, repeats, n)
+    send(backend, requests, cache, stats, progress)
+    parsed = [(cell, parse_cell(experiment, cell, cache, n)) for cell in cells]
+    table = summarize(experiment, methods, parsed, cache)
+    stats.seconds = time.perf_counter() - start
+    settings = {"methods": list(methods), "repeats": repeats, "n": n}
+    return ToyResult(
+        experiment.name,
+        table,
+        calibration(table),
+        stats,
+        backend.identity.as_dict(),
+        settings,
+    )
+
+
+def check_settings(methods: Sequence[str], repeats: int, n: int) -> None:
+    unknown = [m for m in methods if m not in TOY_METHODS]
+    if unknown or not methods:
+        raise ValueError(f"methods must be among {', '.join(TOY_METHODS)}, got {list(methods)}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if n < 2:  # the Sequence rule allows one invalid letter; N=1 would allow none valid
+        raise ValueError(f"n must be at least 2, got {n}")
+
+
+# ----- parsing ------------------------------------------------------------------------------
+
+_ALIASES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def alias_letters(outcomes: Sequence[str]) -> tuple[str, ...]:
+    """Letters the parsers accept: the outcomes themselves if they are A-Z, else A, B, ..."""
+    if all(len(o) == 1 and "A" <= o <= "Z" for o in outcomes):
+        return tuple(outcomes)
+    return tuple(_ALIASES[: len(outcomes)])
+
+
+def to_aliases(text: str, outcomes: Sequence[str]) -> str:
+    """Replace each outcome character by its alias letter ("1342" -> "ACDB")."""
+    table = str.maketrans(dict(zip(outcomes, alias_letters(outcomes), strict=True)))
+    return text.translate(table)
+
+
+def keys_to_aliases(text: str, outcomes: Sequence[str]) -> str:
+    """Rename quoted JSON keys ``"1":`` to ``"A":``, leaving the numbers untouched."""
+    aliases = dict(zip(outcomes, alias_letters(outcomes), strict=True))
+    alternatives = "|".join(map(re.escape, outcomes))
+    pattern = re.compile(rf"""(["'])({alternatives})\1(\s*:)""")
+    return pattern.sub(lambda m: f"{m[1]}{aliases[m[2]]}{m[1]}{m[3]}", text)
+
+
+def parse_responses(
+    method: str, responses: Sequence[Mapping[str, Any]], outcomes: Sequence[str], n: int
+) -> Parsed:
+    """The distribution over ``outcomes`` that one cell's replies express."""
+    letters = alias_letters(outcomes)
+    if method == "logp":
+        (response,) = responses
+        mass = float(response["covered_mass"])
+        probs = [float(response["probs"][o]) for o in outcomes]
+        return Parsed.success(probs, f"covered mass {mass:.3f}", raw_sum=mass)
+    if method == "sequence":
+        text = to_aliases(str(responses[0]["text"]), outcomes)
+        # spec §10: the toy rejects a reply with fewer than N-1 valid flips
+        return parse_sequence(text, letters, n_expected=n, min_valid=n - 1)
+    if method == "verbalize":
+        return parse_verbalized(keys_to_aliases(str(responses[0]["text"]), outcomes), letters)
+    texts = [to_aliases(str(r["text"]), outcomes) for r in responses]
+    return samples_distribution(texts, letters)
+
+
+def parse_cell(experiment: Experiment, cell: Cell, cache: ResponseCache, n: int) -> Parsed:
+    responses = [r for r in (cache.get(key) for key in cell.keys) if r is not None]
+    if len(responses) < len(cell.keys):
+        errors = [cache.error(key) for key in cell.keys]
+        return Parsed.failure(next((e for e in errors if e), "no response"))
+    return parse_responses(cell.method, responses, experiment.outcomes, n)
+
+
+# ----- summaries ----------------------------------------------------------------------------
+
+
+def summarize(
+    experiment: Experiment,
+    methods: Sequence[str],
+    parsed: Sequence[tuple[Cell, Parsed]],
+    cache: ResponseCache,
+) -> pd.DataFrame:
+    """The tidy table: one row per (target, method, outcome)."""
+    rows: list[dict[str, Any]] = []
+    for method in methods:
+        for target in experiment.targets:
+            group = [(c, p) for c, p in parsed if c.method == method and c.target == target]
+            rows += _target_rows(experiment, target, method, group, cache)
+    return pd.DataFrame(rows)
+
+
+def _target_rows(
+    experiment: Experiment,
+    target: Target,
+    method: str,
+    group: Sequence[tuple[Cell, Parsed]],
+    cache: ResponseCache,
+) -> list[dict[str, Any]]:
+    valid = np.array([p.probs for _, p in group if p.probs is not None], dtype=np.float64)
+    masses = [p.raw_sum for _, p in group if p.ok and p.raw_sum is not None]
+    base = {
+        "experiment": experiment.name,
+        "target": target.label,
+        "method": method,
+        "n_reps": len(group),
+        "n_valid": len(valid),
+        "failures": len(group) - len(valid),
+        "covered_mass": float(np.mean(masses)) if method == "logp" and masses else None,
+        "notes": _notes(group, cache),
+    }
+    rows = []
+    for index, outcome in enumerate(experiment.outcomes):
+        values = valid[:, index] if len(valid) else np.array([])
+        rows.append(
+            {
+                **base,
+                "outcome": outcome,
+                "stated": target.probs[index],
+                # population std over repetitions (np.std), as the paper's files store it
+                "produced_mean": float(values.mean()) if len(values) else None,
+                "produced_std": float(values.std()) if len(values) else None,
+            }
+        )
+    return rows
+
+
+def _notes(group: Sequence[tuple[Cell, Parsed]], cache: ResponseCache) -> str:
+    """Failure reasons with counts, and outcome spellings Log-p could not count."""
+    reasons = Counter(p.detail for _, p in group if not p.ok)
+    notes = [f"{count}x {reason}" if count > 1 else reason for reason, count in reasons.items()]
+    for cell, _ in group:
+        if cell.method == "logp":
+            response = cache.get(cell.keys[0]) or {}
+            skipped = response.get("skipped_variants") or []
+            if skipped:
+                notes.append("not single tokens: " + ", ".join(repr(s) for s in skipped))
+    return "; ".join(notes)
+
+
+TABLE_COLUMNS = [
+    "experiment",
+    "target",
+    "method",
+    "outcome",
+    "stated",
+    "produced_mean",
+    "produced_std",
+    "n_reps",
+    "n_valid",
+    "failures",
+    "covered_mass",
+    "notes",
+]
+
+
+def mean_abs_error(produced: npt.ArrayLike, stated: npt.ArrayLike) -> float:
+    """Mean over outcomes of ``|produced - stated|``.
+
+    For a coin this is ``|P(H) - p|`` (both outcomes err by the same amount), which is also
+    the total variation distance; for k outcomes it is ``2 * TV / k``.
+
+    >>> mean_abs_error([0.5, 0.5], [0.25, 0.75])
+    0.25
+    """
+    errors = np.abs(np.asarray(produced, dtype=np.float64) - np.asarray(stated, dtype=np.float64))
+    return float(errors.mean())
+
+
+def calibration(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method: the calibration error, averaged over the targets that have a result.
+
+    ``calibration_error`` is the mean over targets of :func:`mean_abs_error` between the mean
+    produced distribution and the stated one; ``tv`` the mean total variation distance.
+    """
+    rows = []
+    for (experiment, method), frame in table.groupby(["experiment", "method"], sort=False):
+        errors, distances = [], []
+        for _, target in frame.groupby("target", sort=False):
+            produced = target["produced_mean"].astype(float)
+            if produced.isna().any():
+                continue  # no valid repetition: reported in failures, not scored
+            errors.append(mean_abs_error(produced, target["stated"]))
+            distances.append(0.5 * float(np.abs(produced - target["stated"]).sum()))
+        per_target = frame.drop_duplicates("target")
+        rows.append(
+            {
+                "experiment": experiment,
+                "method": method,
+                "calibration_error": float(np.mean(errors)) if errors else None,
+                "tv": float(np.mean(distances)) if distances else None,
+                "targets": len(per_target),
+                "targets_scored": len(errors),
+                "n_valid": int(per_target["n_valid"].sum()),
+                "failures": int(per_target["failures"].sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ----- files --------------------------------------------------------------------------------
+
+
+def save_result(result: ToyResult, out_dir: Path) -> list[Path]:
+    """Write ``<name>_table``, ``<name>_calibration`` (CSV and JSON) and a manifest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = _write(result.table[TABLE_COLUMNS], out_dir, f"{result.experiment}_table")
+    paths += _write(result.calibration, out_dir, f"{result.experiment}_calibration")
+    manifest = {
+        "kind": "toy",
+        "experiment": result.experiment,
+        "settings": result.settings,
+        "toy_template_version": TOY_TEMPLATE_VERSION,
+        "model_identity": result.identity,
+        "stats": result.stats.__dict__,
+        "distalign_version": __version__,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    manifest_path = out_dir / f"{result.experiment}_manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return [*paths, manifest_path]
+
+
+def _write(frame: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    csv_path, json_path = out_dir / f"{name}.csv", out_dir / f"{name}.json"
+    frame.to_csv(csv_path, index=False)
+    records = json.loads(frame.to_json(orient="records"))  # NaN becomes null
+    json_path.write_text(json.dumps(records, indent=2) + "\n")
+    return [csv_path, json_path]
+
+
+def run_toy(
+    name: str,
+    *,
+    model: str = "embedded",
+    out: str | Path = "results/toy",
+    methods: Sequence[str] = TOY_METHODS,
+    repeats: int = DEFAULT_REPEATS,
+    n: int = DEFAULT_N,
+    progress: Progress | None = None,
+) -> tuple[ToyResult, list[Path]]:
+    """Run a toy experiment on a model spec; cache and results go to ``out``."""
+    experiment = get_experiment(name)
+    check_settings(methods, repeats, n)
+    out_dir = Path(out)
+    with ResponseCache(out_dir / "cache.sqlite") as cache, get_backend(model) as backend:
+        result = run_experiment(
+            experiment, backend, cache, methods=methods, repeats=repeats, n=n, progress=progress
+        )
+    return result, save_result(result, out_dir)
