@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from distalign.cli._render import console, print_frame
 from distalign.metrics.bootstrap import CI_MODES
@@ -67,8 +66,7 @@ def report_command(
         )
     for table in report.tables:
         if table.headline and not table.collapsed:
-            # escape: the titles' "[standard mode]" would otherwise be read as rich markup
-            print_frame(table.frame, escape(table.title), table.shown)
+            print_frame(table.frame, table.title, table.shown)  # print_frame escapes markup
     console.print(f"report written to {report.html} ({len(report.figures)} figures)")
     console.print(f"tables (CSV, JSON, Markdown) and figures (PNG, SVG) in {report.assets}/")
 

@@ -65,10 +65,12 @@ class Report:
 
 def humans_table(items: pd.DataFrame, data_dir: Path, *, n_boot: int, seed: int) -> ReportTable:
     """Table 2: each paper-mode model's Verbalize beside the paper's human annotators."""
+    from distalign.reference.files import MODEL_DISPLAY_NAMES
     from distalign.reference.humans import human_items, table2
 
     paper = items[items["mode"] == "paper"]
     board = table2(paper, human_items(data_dir), n_boot=n_boot, seed=seed)
+    board["model"] = board["model"].map(lambda m: MODEL_DISPLAY_NAMES.get(m, m))
     return ReportTable(
         "table2_humans",
         "Verbalize vs humans on OpinionQA + NYT [paper mode]",
