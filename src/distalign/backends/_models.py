@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,3 +83,28 @@ class Variants:
     texts: tuple[str, ...]
     ids: tuple[int, ...]
     skipped: tuple[str, ...]
+
+
+def candidate_variants(
+    candidate: str, tokenize: Callable[[str], Sequence[int]], model: str
+) -> Variants:
+    """The ids of "L" and " L" that are single tokens; the other spellings are skipped.
+
+    Which one a model uses depends on the preceding text, so both count towards L.
+    """
+    texts: list[str] = []
+    ids: list[int] = []
+    skipped: list[str] = []
+    for text in (candidate, " " + candidate):
+        tokens = list(tokenize(text))
+        if len(tokens) == 1 and int(tokens[0]) not in ids:
+            texts.append(text)
+            ids.append(int(tokens[0]))
+        else:
+            skipped.append(text)
+    if not ids:
+        raise ValueError(
+            f"candidate {candidate!r} is not a single token for {model}, "
+            "with or without a leading space"
+        )
+    return Variants(tuple(texts), tuple(ids), tuple(skipped))

@@ -41,6 +41,7 @@ from distalign.backends import register_backend
 from distalign.backends._models import (
     PLAIN_PROMPT_FORMAT,
     Variants,
+    candidate_variants,
     file_sha256,
     render_plain,
     smollm2_gguf,
@@ -362,20 +363,11 @@ class LlamaCppBackend(Backend):
     def _candidate_variants(self, candidate: str) -> Variants:
         """The token ids of "L" and " L" that are single tokens; the others are skipped."""
         if candidate not in self._variants:
-            texts, ids, skipped = [], [], []
-            for text in (candidate, " " + candidate):
-                tokens = self.llama.tokenize(text.encode(), add_bos=False, special=False)
-                if len(tokens) == 1 and tokens[0] not in ids:
-                    texts.append(text)
-                    ids.append(tokens[0])
-                else:
-                    skipped.append(text)
-            if not ids:
-                raise ValueError(
-                    f"candidate {candidate!r} is not a single token for {self.identity.model}, "
-                    "with or without a leading space"
-                )
-            self._variants[candidate] = Variants(tuple(texts), tuple(ids), tuple(skipped))
+            self._variants[candidate] = candidate_variants(
+                candidate,
+                lambda text: self.llama.tokenize(text.encode(), add_bos=False, special=False),
+                self.identity.model,
+            )
         return self._variants[candidate]
 
     # ----- generation -------------------------------------------------------------------------

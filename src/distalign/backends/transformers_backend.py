@@ -44,6 +44,7 @@ from distalign.backends import register_backend
 from distalign.backends._models import (
     PLAIN_PROMPT_FORMAT,
     Variants,
+    candidate_variants,
     file_sha256,
     render_plain,
     smollm2_gguf,
@@ -299,20 +300,11 @@ class TransformersBackend(Backend):
     def _candidate_variants(self, candidate: str) -> Variants:
         """The token ids of "L" and " L" that are single tokens; the others are skipped."""
         if candidate not in self._variants:
-            texts, ids, skipped = [], [], []
-            for text in (candidate, " " + candidate):
-                tokens = self.tokenizer.encode(text, add_special_tokens=False)
-                if len(tokens) == 1 and tokens[0] not in ids:
-                    texts.append(text)
-                    ids.append(int(tokens[0]))
-                else:
-                    skipped.append(text)
-            if not ids:
-                raise ValueError(
-                    f"candidate {candidate!r} is not a single token for {self.identity.model}, "
-                    "with or without a leading space"
-                )
-            self._variants[candidate] = Variants(tuple(texts), tuple(ids), tuple(skipped))
+            self._variants[candidate] = candidate_variants(
+                candidate,
+                lambda text: self.tokenizer.encode(text, add_special_tokens=False),
+                self.identity.model,
+            )
         return self._variants[candidate]
 
     # ----- generation -------------------------------------------------------------------------
