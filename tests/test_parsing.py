@@ -120,7 +120,7 @@ def test_verbalize_accepts(reply: str) -> None:
         ("{'A': 0.3, 'B': 0.7}", 1.0, "proportions"),
         ("{'A': 30, 'B': 70}", 1.0, "percentages"),  # a value > 1
         ("{'A': '0.3%', 'B': '0.7%'}", 0.01, "percentages"),  # a % sign
-        ("{'A': 0.5, 'B': 1.5}", 0.02, "percentages"),  # one value > 1 decides for all
+        ("{'A': 45, 'B': 50}", 0.95, "percentages"),  # values > 1 totalling 90-110
         ("{'A': 1, 'B': 0}", 1.0, "proportions"),  # 1 is not > 1
     ],
 )
@@ -139,12 +139,14 @@ def test_verbalize_renormalizes_and_says_so() -> None:
 
 
 def test_verbalize_reports_missing_extra_and_foreign_keys() -> None:
-    parsed = parse_verbalized('{"A": 0.6, "C": 0.3, "F": 0.1, "note": "hi"}', ABCD)
-    assert probs_of(parsed) == pytest.approx([2 / 3, 0, 1 / 3, 0])
+    # An extra letter is ignored only with at most 1% of the stated total (see
+    # test_parsing_strict.py for more).
+    parsed = parse_verbalized('{"A": 0.6, "C": 0.395, "F": 0.005, "note": "hi"}', ABCD)
+    assert probs_of(parsed) == pytest.approx([0.6 / 0.995, 0, 0.395 / 0.995, 0])
     assert "missing letters set to 0: B, D" in parsed.detail
     assert "extra letters ignored: F" in parsed.detail
     assert "non-letter keys ignored: 'note'" in parsed.detail
-    assert parsed.raw_sum == pytest.approx(0.9)  # the extra letter's mass is not counted
+    assert parsed.raw_sum == pytest.approx(0.995)  # the extra letter's mass is not counted
 
 
 def test_verbalize_notes_the_repair() -> None:
@@ -359,12 +361,12 @@ def test_paper_sequence_removes_spaces_and_cuts() -> None:
         ("**D**", "D"),
         ('"A"', "A"),
         ("Answer: C", "C"),
-        ("The answer is (B)", "B"),
+        ("The answer is (B)", None),  # a letter is never read out of a sentence
         ("answer: c.", "C"),
-        ("Option D", "D"),
-        ("B. Somewhat conservative", "B"),
-        ("C) Agree", "C"),
-        ("I would pick B here", "B"),
+        ("Option D", None),
+        ("B. Somewhat conservative", None),  # option text needs ``options`` to be checked
+        ("C) Agree", None),
+        ("I would pick B here", None),
         ("A or B", None),
         ("The answer is a tough one", None),
         ("Answer: Agree", None),
@@ -378,9 +380,10 @@ def test_parse_single_letter(reply: str, letter: str | None) -> None:
 
 
 def test_samples_distribution_counts_and_excludes_failures() -> None:
-    parsed = samples_distribution(["A", "b", "Answer: A", None, "no idea", "E"], ABCD)
+    replies = ["A", "b", "Answer: A", None, "no idea", "E"]
+    parsed = samples_distribution(replies, ABCD, min_valid=3)  # the default needs 5 of 6
     assert probs_of(parsed) == pytest.approx([2 / 3, 1 / 3, 0, 0])
-    assert parsed.n_valid == 3 and parsed.raw_sum == 0.5
+    assert parsed.n_valid == 3 and parsed.n_invalid == 3 and parsed.raw_sum == 0.5
     assert parsed.detail == "3 of 6 samples unparseable"
 
 
@@ -405,7 +408,7 @@ def test_top_logprobs_pool_by_stripped_case_insensitive_text() -> None:
 
 
 def test_top_logprobs_as_pairs_or_probabilities() -> None:
-    pairs = [("A", math.log(0.3)), ("A", math.log(0.2)), ("\nB", math.log(0.5))]
+    pairs = [("A", math.log(0.3)), (" A", math.log(0.2)), ("\nB", math.log(0.5))]
     assert probs_of(letter_probs_from_top_logprobs(pairs, "AB")) == pytest.approx([0.5, 0.5])
     probs = {"A": 0.2, "B": 0.6}
     parsed = letter_probs_from_top_logprobs(probs, "AB", are_logprobs=False)
@@ -439,8 +442,9 @@ def test_top_logprobs_failures(top: object, are_logprobs: bool, reason: str) -> 
     assert not parsed.ok and parsed.detail == reason
 
 
-def test_top_logprobs_ignore_bad_values_of_other_tokens() -> None:
-    assert letter_probs_from_top_logprobs({"A": -0.1, "The": math.nan}, "AB").ok
+def test_top_logprobs_fail_on_bad_values_of_other_tokens() -> None:
+    # A NaN anywhere means the server's numbers cannot be trusted (test_parsing_strict.py).
+    assert not letter_probs_from_top_logprobs({"A": -0.1, "The": math.nan}, "AB").ok
 
 
 def test_logits_sum_each_letters_token_ids() -> None:
@@ -566,6 +570,10 @@ def test_verbalize_round_trip(weights: list[int], style: str, prose: str) -> Non
     body = ", ".join(style.format(letter, w) for letter, w in zip(letters, weights, strict=True))
     parsed = parse_verbalized(f"{prose}{{{body}}}\n", letters)
     total = sum(weights)
+    if "%" not in style and max(weights) > 1 and not 90 <= total <= 110:
+        # plain numbers above 1 are percentages only when they total 90-110
+        assert not parsed.ok and parsed.detail.startswith("ambiguous scale")
+        return
     assert probs_of(parsed) == pytest.approx([w / total for w in weights])
 
 
@@ -654,6 +662,7 @@ def standard_parse(record: Record) -> Parsed:
 
 def test_standard_parsers_handle_every_stored_reply(records: list[Record]) -> None:
     failures: Counter[tuple[str, str, str]] = Counter()
+    extra_letter_failures: Counter[tuple[str, str, str]] = Counter()
     totals: Counter[tuple[str, str, str]] = Counter()
     for record in records:
         parsed = standard_parse(record)
@@ -661,13 +670,18 @@ def test_standard_parsers_handle_every_stored_reply(records: list[Record]) -> No
         key = (record.method, record.dataset, record.model)
         totals[key] += 1
         failures[key] += not parsed.ok
+        extra_letter_failures[key] += "letters that are not options" in parsed.detail
         if record.method == "sequence" and not parsed.ok:
             assert_sequence_failure_is_justified(record.reply, record.letters)
     assert len(totals) == len(METHODS) * len(MAIN_DATASETS) * 5
     for key, total in totals.items():
         rate = failures[key] / total
         if key[0] == "express_distribution":
-            assert rate <= 0.005, (key, rate)  # only truly unreadable replies fail
+            # Only truly unreadable replies fail, and those that put more than 1% on letters
+            # that are not options (mostly GPT-3.5 adding an "E": "2%").
+            unreadable = (failures[key] - extra_letter_failures[key]) / total
+            assert unreadable <= 0.005, (key, unreadable)
+            assert rate <= 0.05, (key, rate)
         elif key[2] in ("gpt-4", "anthropic_opus"):
             assert rate <= 0.05, (key, rate)  # these models nearly always wrote 29-30 letters
         else:

@@ -27,6 +27,9 @@ class Parsed:
     on failure. ``raw_sum`` is the mass before renormalizing (Verbalize: the stated total;
     Log-p: the covered mass; Sequence and Samples: the share of counted answers that were
     valid letters). ``n_valid`` is the number of valid letters counted (Sequence, Samples).
+    ``n_invalid`` is the number of answers that could not be used: Samples, the samples that
+    were unparseable, not an option or lost (``None``); Sequence, the letters written that
+    are not options. Other parsers leave both counts ``None``.
     """
 
     probs: tuple[float, ...] | None
@@ -35,6 +38,7 @@ class Parsed:
     detail: str
     raw_sum: float | None = None
     n_valid: int | None = None
+    n_invalid: int | None = None
 
     def __post_init__(self) -> None:
         # Guards against a parser building an inconsistent result (a bug, not bad input).
@@ -50,14 +54,19 @@ class Parsed:
         detail: str,
         raw_sum: float | None = None,
         n_valid: int | None = None,
+        n_invalid: int | None = None,
     ) -> Parsed:
-        return cls(tuple(probs), True, OK, detail, raw_sum, n_valid)
+        return cls(tuple(probs), True, OK, detail, raw_sum, n_valid, n_invalid)
 
     @classmethod
     def failure(
-        cls, detail: str, raw_sum: float | None = None, n_valid: int | None = None
+        cls,
+        detail: str,
+        raw_sum: float | None = None,
+        n_valid: int | None = None,
+        n_invalid: int | None = None,
     ) -> Parsed:
-        return cls(None, False, PARSE_FAILURE, detail, raw_sum, n_valid)
+        return cls(None, False, PARSE_FAILURE, detail, raw_sum, n_valid, n_invalid)
 
     def as_dict(self, letters: Sequence[str]) -> dict[str, float] | None:
         """The distribution as ``{letter: prob}``, or ``None`` for a failure.

@@ -24,8 +24,9 @@ Standard rule (:func:`parse_sequence`)
    remain. ``min_valid`` defaults to ``n_expected - 1``, the spirit of the paper's
    biased-coin rule (it rejects fewer than 29 valid flips of 30); with ``n_expected=None`` it
    defaults to 1.
-6. **Result.** Proportions over the valid letters. ``n_valid`` is their count and ``raw_sum``
-   is the valid share of the answers used (below 1 when invalid letters were written).
+6. **Result.** Proportions over the valid letters. ``n_valid`` is their count, ``n_invalid``
+   the count of invalid letters among the answers used, and ``raw_sum`` the valid share of
+   the answers used (below 1 when invalid letters were written).
 
 The paper's own rule (:func:`paper_parse_sequence`, spec §5.2) is kept for comparisons.
 """
@@ -144,6 +145,7 @@ def _proportions(
     counts = Counter(letter for letter in used if letter in wanted)
     n_valid = sum(counts.values())
     invalid = Counter(letter for letter in used if letter not in wanted)
+    n_invalid = sum(invalid.values())
     notes = join_notes(
         length_note,
         f"invalid letters ignored: {_counted(invalid)}" if invalid else "",
@@ -152,11 +154,13 @@ def _proportions(
     share = n_valid / len(used)
     if n_valid < required:
         reason = f"only {n_valid} valid letters (need >= {required})"
-        return Parsed.failure(join_notes(reason, notes), raw_sum=share, n_valid=n_valid)
+        return Parsed.failure(
+            join_notes(reason, notes), raw_sum=share, n_valid=n_valid, n_invalid=n_invalid
+        )
     result = renormalize([float(counts[letter]) for letter in wanted])
     if isinstance(result, str):  # unreachable while required >= 1; kept as a guard
-        return Parsed.failure(result, n_valid=n_valid)
-    return Parsed.success(result[0], notes, raw_sum=share, n_valid=n_valid)
+        return Parsed.failure(result, n_valid=n_valid, n_invalid=n_invalid)
+    return Parsed.success(result[0], notes, raw_sum=share, n_valid=n_valid, n_invalid=n_invalid)
 
 
 def _counted(counter: Counter[str]) -> str:

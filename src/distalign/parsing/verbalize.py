@@ -12,16 +12,28 @@ Standard rule (:func:`parse_verbalized`)
    blocks are ignored. A reply with no ``{`` at all is read as ``key: value`` pairs (lines
    like ``'A': 17%``); a reply with an unclosed ``{`` fails (it may be truncated).
 4. **Keys.** ``"A"``, ``"a"``, ``"A."``, ``"(A)"``, ``"A)"``, ``"Option A"`` and
-   ``"A. <option text>"`` all mean A. Other keys, and letters that were not requested, are
-   ignored and reported. A requested letter that is missing gets 0 (reported).
+   ``"A. <option text>"`` all mean A. Keys that name no letter (``"note"``) are ignored and
+   reported. A requested letter that is missing gets 0 (reported).
 5. **Values.** Numbers (``0.3``), numeric strings (``"0.3"``), percentages (``'45%'``,
-   ``45%``, ``"45.5 %"``) and fractions (``"1/3"``).
-6. **Percent or proportion, per reply.** If any requested value carries a ``%`` sign or any
-   exceeds 1, every value is a percentage and is divided by 100; otherwise every value is a
-   proportion. Fractions are read as their float value under the same rule. The probabilities
-   are renormalized either way, so the rule only decides ``raw_sum`` (the stated total).
-7. **Failures.** No block; no option-letter key; no requested letter; a duplicate letter; a
-   non-numeric, negative or non-finite value for a requested letter; all values zero.
+   ``45%``, ``"45.5 %"``) and fractions (``"1/3"``, a plain value). Every letter key's value
+   must be one of these, whether or not the letter was requested.
+6. **Percent or proportion, per reply**, over the values of every letter key:
+
+   * some values carry ``%`` and others do not: failure ("mixed percent and plain values");
+   * all carry ``%``: percentages (divided by 100);
+   * none carries ``%`` and none exceeds 1: proportions;
+   * none carries ``%`` and some exceed 1: percentages when they total between 90 and 110
+     (:data:`PERCENT_TOTAL`), else failure ("ambiguous scale").
+
+   The probabilities are renormalized over the requested letters; ``raw_sum`` is their
+   stated total on that scale.
+7. **Letters that are not options** (``"Z"`` when A and B were asked): their share of the
+   stated total of all letter keys may be at most 1% (:data:`MAX_EXTRA_SHARE`); it is then
+   dropped and reported. More is a failure: renormalizing it away would turn a hedged
+   answer into a confident one.
+8. **Failures.** No block; no option-letter key; no requested letter; a duplicate letter; a
+   non-numeric, negative or non-finite value for any letter key; the two scale failures;
+   too much mass on letters that are not options; all values zero.
 
 The paper's own rule (:func:`paper_parse_verbalized`, spec §5.3) is kept for comparisons.
 """
@@ -48,6 +60,11 @@ from distalign.parsing._result import (
 _MAX_SCAN_CHARS = 1_000_000
 _MAX_BLOCKS = 20
 _MAX_LITERAL_CHARS = 10_000
+
+#: Plain values (no ``%``) above 1 are percentages only when they total this much.
+PERCENT_TOTAL = (90.0, 110.0)
+#: Mass on letters that are not options may be at most this share of the stated total.
+MAX_EXTRA_SHARE = 0.01
 
 _BRACE_RE = re.compile(r"[{}]")
 _KEY_RE = re.compile(r"(?:option\s*)?\(?\s*([a-z])\s*\)?\s*[.:]?", re.IGNORECASE)
@@ -187,36 +204,62 @@ def _key_letter(key: object) -> str | None:
 
 
 def _distribution(found: list[tuple[str, object]], wanted: tuple[str, ...], notes: str) -> Parsed:
+    if not any(letter in wanted for letter, _ in found):
+        keys = {letter for letter, _ in found}
+        return Parsed.failure(f"no requested letters among keys (found: {letter_list(keys)})")
     values: dict[str, float] = {}
-    percent = False
-    extra = {letter for letter, _ in found if letter not in wanted}
-    for letter, raw in found:
-        if letter in extra:
-            continue  # not an option of this question: ignored, whatever its value
+    percent: list[bool] = []
+    for letter, raw in found:  # every letter key, requested or not
         if letter in values:
             return Parsed.failure(f"duplicate key {letter}")
         value = _value(raw)
         if isinstance(value, str):
             return Parsed.failure(f"{value} for {letter}")
         values[letter], has_percent = value
-        percent = percent or has_percent
-    if not values:
-        return Parsed.failure(f"no requested letters among keys (found: {letter_list(extra)})")
-    percent = percent or any(v > 1 for v in values.values())
-    scale = 100.0 if percent else 1.0
+        percent.append(has_percent)
+    scale = _scale(list(values.values()), percent)
+    if isinstance(scale, str):
+        return Parsed.failure(scale)
+    extra = [letter for letter in values if letter not in wanted]
+    total = math.fsum(values.values())
+    extra_mass = math.fsum(values[letter] for letter in extra)
+    extra_share = extra_mass / total if total > 0 else 0.0
+    if extra_share > MAX_EXTRA_SHARE:
+        return Parsed.failure(
+            f"{_percent(extra_share)} of the stated total on letters that are not options "
+            f"({letter_list(extra)})"
+        )
     result = renormalize([values.get(letter, 0.0) / scale for letter in wanted])
     if isinstance(result, str):
         return Parsed.failure(result)
     probs, raw_sum = result
     missing = [letter for letter in wanted if letter not in values]
     detail = join_notes(
-        "percentages" if percent else "proportions",
+        "percentages" if scale == 100.0 else "proportions",
         sum_note(raw_sum),
         f"missing letters set to 0: {letter_list(missing)}" if missing else "",
-        f"extra letters ignored: {letter_list(extra)}" if extra else "",
+        f"extra letters ignored: {letter_list(extra)} ({_percent(extra_share)} of the stated total)"
+        if extra
+        else "",
         notes,
     )
     return Parsed.success(probs, detail, raw_sum=raw_sum)
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.3g}%"
+
+
+def _scale(values: list[float], percent: list[bool]) -> float | str:
+    """100 when the values are percentages, 1 when proportions, or why neither is clear."""
+    if any(percent):
+        return 100.0 if all(percent) else "mixed percent and plain values"
+    if all(value <= 1 for value in values):
+        return 1.0
+    total = math.fsum(values)
+    if PERCENT_TOTAL[0] <= total <= PERCENT_TOTAL[1]:
+        return 100.0
+    return f"ambiguous scale: plain values above 1 with a total of {total:g}"
 
 
 def _value(raw: object) -> tuple[float, bool] | str:
