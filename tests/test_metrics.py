@@ -52,9 +52,11 @@ def test_tv_is_vectorized_over_items() -> None:
     assert np.allclose(total_variation(p, q), [1.0, 0.0])
 
 
-def test_tv_rejects_misaligned_vectors() -> None:
-    with pytest.raises(ValueError, match="aligned"):
-        total_variation([0.5, 0.5], [0.2, 0.3, 0.5])
+def test_misaligned_vectors_have_no_distance() -> None:
+    # the module's input rule: misaligned options give NaN (never 0, never an exception)
+    assert math.isnan(total_variation([0.5, 0.5], [0.2, 0.3, 0.5]))
+    assert math.isnan(jensen_shannon([0.5, 0.5], [0.2, 0.3, 0.5]))
+    assert math.isnan(wasserstein_ordinal([0.5, 0.5], [0.2, 0.3, 0.5]))
 
 
 def test_js_hand_computed() -> None:

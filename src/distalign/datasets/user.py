@@ -6,9 +6,11 @@ One row per (question, group, option). Required columns:
 ``probability`` or ``count``. Optional: ``ordinal`` (true/false, per question) and ``n``
 (respondents of the group for the question; only with ``probability``).
 
-``options`` is the question's full option list, in the order prompts should show it, either
-as a JSON list (``["Yes", "No"]``) or ``|``-separated (``Yes|No``). A value starting with
-``[`` is read as JSON. In JSONL and Parquet it may also be a real list.
+``options`` is the question's full option list (at least 2 options), in the order prompts
+should show it, either as a JSON list (``["Yes", "No"]``) or ``|``-separated (``Yes|No``). A
+value starting with ``[`` is read as JSON. In JSONL and Parquet it may also be a real list.
+Counts and probabilities must be finite and non-negative, and a group's counts for a question
+must add up to a finite, non-zero total.
 
 Rows are numbered from 1 at the first data row: in a CSV the header is not counted (row N is
 line N+1 when no quoted field spans lines); in JSONL row N is line N (blank lines are
@@ -31,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from distalign.data import LETTERS, Dataset, Group, Question, Target
+from distalign.errors import DistalignError
 
 REQUIRED_COLUMNS = (
     "question_id",
@@ -44,13 +47,14 @@ VALUE_COLUMNS = ("probability", "count")
 OPTIONAL_COLUMNS = ("ordinal", "n")
 USER_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
 PROB_TOLERANCE = 1e-3
+MIN_OPTIONS = 2  # a one-option question has nothing to predict: every method scores TV 0
 MAX_ERRORS = 50
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
 
 
-class DatasetError(Exception):
+class DatasetError(DistalignError):
     """A user dataset file is invalid. The message lists every problem found."""
 
     def __init__(self, path: Path, problems: Sequence[str], total: int | None = None) -> None:
@@ -250,6 +254,14 @@ def _options(value: Any, number: int, problems: _Problems) -> tuple[str, ...] | 
     if len(options) > len(LETTERS):
         problems.add(number, "options", f"at most {len(LETTERS)} options, got {len(options)}")
         return None
+    if len(options) < MIN_OPTIONS:
+        # Every prediction over one option is that option: each method would score TV 0.
+        problems.add(
+            number,
+            "options",
+            f"a question needs at least {MIN_OPTIONS} options, got only {options[0]!r}",
+        )
+        return None
     return options
 
 
@@ -357,7 +369,8 @@ def _cells(rows: list[_Row]) -> dict[tuple[Group, str], list[_Row]]:
 
 
 def _check_cells(rows: list[_Row], value_column: str, problems: _Problems) -> None:
-    """Per (group, question): probabilities sum to 1, counts are not all 0, n agrees."""
+    """Per (group, question): probabilities sum to 1, counts are not all 0 and their total is a
+    finite number (each count is finite, but two counts of 1e308 add up to infinity), n agrees."""
     for (group, question_id), cell in _cells(rows).items():
         total = sum(r.value for r in cell)
         where = f"for group {group.key}, question {question_id!r} (rows {_row_list(cell)})"
@@ -365,6 +378,13 @@ def _check_cells(rows: list[_Row], value_column: str, problems: _Problems) -> No
             problems.add(cell[0].number, value_column, f"sums to {total:.6g}, not 1, {where}")
         if value_column == "count" and total == 0:
             problems.add(cell[0].number, value_column, f"all counts are 0 (empty group) {where}")
+        if value_column == "count" and not math.isfinite(total):
+            problems.add(
+                cell[0].number,
+                value_column,
+                f"counts add up to more than the largest number ({total:g}); "
+                f"scale them down, {where}",
+            )
         given = {r.n for r in cell}
         if len(given) > 1:
             problems.add(cell[0].number, "n", f"differs between rows {where}")

@@ -3,7 +3,12 @@
 from distalign.metrics.aggregate import gap_table, leaderboard, paired
 from distalign.metrics.baselines import BASELINES, baseline_items, expected_sampling_tv
 from distalign.metrics.bootstrap import Interval, bootstrap_mean
-from distalign.metrics.distance import jensen_shannon, total_variation, wasserstein_ordinal
+from distalign.metrics.distance import (
+    distribution_problem,
+    jensen_shannon,
+    total_variation,
+    wasserstein_ordinal,
+)
 from distalign.metrics.score import score_item
 from distalign.metrics.temperature import crossfit, fit_temperature, scale
 
@@ -13,6 +18,7 @@ __all__ = [
     "baseline_items",
     "bootstrap_mean",
     "crossfit",
+    "distribution_problem",
     "expected_sampling_tv",
     "fit_temperature",
     "gap_table",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from distalign.metrics.bootstrap import (
     CIMode,
@@ -176,15 +176,20 @@ def paired(
 
     ``kind="difference"`` gives mean(b) − mean(a); ``kind="ratio"`` gives mean(b)/mean(a) − 1
     (the knowledge-to-simulation gap when a is Verbalize and b is Sequence). The ratio is
-    computed inside each replicate from the two resampled means. The p-value is the two-sided
-    bootstrap p-value of the difference (share of replicates beyond zero, doubled).
+    computed inside each replicate from the two resampled means. The ratio is undefined (NaN,
+    with a NaN interval) when mean(a) is 0 or NaN; replicates whose resampled mean(a) is 0 are
+    left out of the interval. The p-value is the two-sided bootstrap p-value of the difference
+    (share of replicates beyond zero, doubled).
     """
     tables_a, tables_b = _paired_tables(frame_a, frame_b)
     mean_a, mean_b = shared_means(tables_a, tables_b)
     reps_a, reps_b = paired_replicates(tables_a, tables_b, n_boot=n_boot, seed=seed, mode=ci_mode)
     stat, reps = _paired_statistic(kind, mean_a, mean_b, reps_a, reps_b)
     tail = (1 - level) / 2 * 100
-    low, high = np.nanpercentile(reps, [tail, 100 - tail])
+    if np.isfinite(stat) and np.isfinite(reps).any():
+        low, high = np.nanpercentile(reps[np.isfinite(reps)], [tail, 100 - tail])
+    else:
+        low = high = np.nan  # an undefined statistic has no interval
     diffs = _shared_differences(tables_a, tables_b)
     return PairedResult(
         mean_a=mean_a,
@@ -208,9 +213,49 @@ def _paired_statistic(
     if kind == "difference":
         return mean_b - mean_a, reps_b - reps_a
     if kind == "ratio":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return mean_b / mean_a - 1, reps_b / reps_a - 1
+        return float(ratio_gap(mean_b, mean_a)), np.asarray(ratio_gap(reps_b, reps_a))
     raise ValueError(f"kind must be 'difference' or 'ratio', got {kind!r}")
+
+
+def ratio_gap(numerator: ArrayLike, denominator: ArrayLike) -> FloatArray | float:
+    """numerator / denominator − 1, NaN where the denominator is 0 or either side is not finite.
+
+    The knowledge-to-simulation gap A(Sequence)/A(Verbalize) − 1 has no value when Verbalize's
+    mean TV is 0: it is undefined, not infinite, and never a Python ``ZeroDivisionError``.
+    """
+    num = np.asarray(numerator, dtype=np.float64)
+    den = np.asarray(denominator, dtype=np.float64)
+    defined = np.isfinite(num) & np.isfinite(den) & (den != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = np.where(defined, num / np.where(defined, den, 1.0) - 1, np.nan)
+    return float(result) if result.ndim == 0 else result
+
+
+GAP_UNDEFINED = "undefined: Verbalize's mean TV is 0"
+GAP_NO_ITEMS = "undefined: no items scored by both methods"
+
+
+def mark_undefined_gaps(gaps: pd.DataFrame) -> pd.DataFrame:
+    """Recompute ``gap`` from ``sequence`` / ``verbalize`` safely and say where it is undefined.
+
+    Works on any gap table with ``verbalize``, ``sequence`` and ``gap`` columns (this module's
+    :func:`gap_table` and the paper's Table 1b). Where the gap is undefined, ``gap`` and its
+    interval (``ci_low``, ``ci_high``) are NaN and the ``note`` column says why; elsewhere
+    ``note`` is empty.
+    """
+    out = gaps.copy()
+    if out.empty or not {"verbalize", "sequence", "gap"} <= set(out.columns):
+        return out
+    verbalize = pd.to_numeric(out["verbalize"], errors="coerce").to_numpy(dtype=np.float64)
+    sequence = pd.to_numeric(out["sequence"], errors="coerce").to_numpy(dtype=np.float64)
+    out["gap"] = ratio_gap(sequence, verbalize)
+    undefined = ~np.isfinite(out["gap"].to_numpy(dtype=np.float64))
+    for column in ("ci_low", "ci_high"):
+        if column in out:
+            out.loc[undefined, column] = np.nan
+    notes = np.where(verbalize == 0, GAP_UNDEFINED, GAP_NO_ITEMS)
+    out["note"] = np.where(undefined, notes, "")
+    return out
 
 
 def _paired_tables(
@@ -244,7 +289,9 @@ def gap_table(
     """Knowledge-to-simulation gap A(Sequence)/A(Verbalize) − 1 per model and steering.
 
     Rows per (mode, model, steering) for each steering and for persona+fewshot pooled, with a
-    paired bootstrap CI over the items both methods scored.
+    paired bootstrap CI over the items both methods scored. Where the gap is undefined
+    (Verbalize's mean TV is 0, or no shared items) ``gap`` and its CI are NaN and ``note`` says
+    why (see :func:`mark_undefined_gaps`).
     """
     rows = []
     for (mode, model), part in frame.groupby(["mode", "model"], sort=False):
@@ -274,7 +321,7 @@ def gap_table(
                     "ci_mode": ci_mode,
                 }
             )
-    return pd.DataFrame(rows)
+    return mark_undefined_gaps(pd.DataFrame(rows))
 
 
 def _steering_sets(part: pd.DataFrame) -> list[tuple[str, tuple[str, ...]]]:

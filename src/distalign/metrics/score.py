@@ -1,4 +1,9 @@
-"""Score one prediction against its truth with every distance at once."""
+"""Score one prediction against its truth with every distance at once.
+
+The input rule is :mod:`distalign.metrics.distance`'s: a prediction or truth that is not a
+probability vector over the same options (NaN, infinite or negative values, an all-zero vector
+or any sum other than 1, a different number of options) scores NaN on every distance, never 0.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,11 @@ from distalign.metrics.distance import jensen_shannon, total_variation, wasserst
 def score_item(
     pred: ArrayLike, truth: ArrayLike, ordinal: Sequence[float | None] | None = None
 ) -> dict[str, Any]:
-    """TV, JS distance and (for ordinal questions) ordinal W1 of an aligned prediction."""
+    """TV, JS distance and (for ordinal questions) ordinal W1 of an aligned prediction.
+
+    All three are NaN when the pair breaks the input rule (see the module docstring); use
+    :func:`distalign.metrics.distance.distribution_problem` to say why.
+    """
     p = np.asarray(pred, dtype=np.float64)
     t = np.asarray(truth, dtype=np.float64)
     return {

@@ -22,12 +22,14 @@ import numpy as np
 import pandas as pd
 
 from distalign.cli._render import fmt, write_frame
+from distalign.errors import DistalignError
 from distalign.metrics.aggregate import (
     MAIN_STEERINGS,
     PairedResult,
     gap_table,
     item_table,
     leaderboard,
+    mark_undefined_gaps,
     paired,
     select,
     table_index,
@@ -40,6 +42,11 @@ BASELINE = "baseline"
 LOGP_METHODS = ("logp", "ts_logp")
 USAGE_WORDS = ("token", "cost")  # columns naming either are summed in the diagnostics table
 CI_COLUMNS = ["mean", "ci_low", "ci_high"]
+COUNT_COLUMNS = ["n_scored", "n_parse_failures", "n_request_failures", "failure_rate"]
+
+
+class NoResultsError(DistalignError, FileNotFoundError):
+    """A results folder that is missing, holds no items table, or whose items table is empty."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +70,20 @@ class ReportTable:
 
 
 def results_folders(path: Path) -> list[Path]:
-    """A results folder itself, or the results folders directly inside it (an import root)."""
+    """A results folder itself, or the results folders directly inside it (an import root).
+
+    Raises :class:`NoResultsError` when ``path`` does not exist or holds no results.
+    """
+    if not path.exists():
+        raise NoResultsError(f"no results in {path}: it does not exist; run `distalign run` first")
     if (path / ITEMS_FILE).exists() or path.suffix == ".parquet":
         return [path]
     found = sorted(p for p in path.glob(f"*/{ITEMS_FILE}"))
     if not found:
-        raise FileNotFoundError(f"no {ITEMS_FILE} in {path} or its subfolders")
+        raise NoResultsError(
+            f"no results in {path} (no {ITEMS_FILE} in it or its subfolders): "
+            "run `distalign run` first"
+        )
     return [p.parent for p in found]
 
 
@@ -97,8 +112,14 @@ def load_items(paths: Iterable[Path]) -> tuple[pd.DataFrame, list[Source]]:
         frames.append(frame)
         sources.append(Source(folder, load_manifest(folder), sorted(set(frame["mode"]))))
     if not frames:
-        raise FileNotFoundError("no results folders given")
-    return _disambiguate(pd.concat(frames, ignore_index=True)), sources
+        raise NoResultsError("no results folders given: run `distalign run` first")
+    items = pd.concat(frames, ignore_index=True)
+    if items.empty:
+        where = ", ".join(str(s.path) for s in sources)
+        raise NoResultsError(
+            f"no results in {where} (the items table is empty): run `distalign run` first"
+        )
+    return _disambiguate(items), sources
 
 
 def _disambiguate(items: pd.DataFrame) -> pd.DataFrame:
@@ -178,7 +199,8 @@ def gap(
         from distalign.reference import paper_gap
 
         has_both = not board.empty and {"verbalize", "sequence"} <= set(board["method"])
-        return paper_gap(board) if has_both else pd.DataFrame()
+        # Verbalize's mean TV of 0 leaves the ratio undefined: NaN with a note, not inf.
+        return mark_undefined_gaps(paper_gap(board)) if has_both else pd.DataFrame()
     gaps = gap_table(models_only(items), ci_mode=ci_mode_for(mode), n_boot=n_boot, seed=seed)
     return with_names(gaps)
 
@@ -237,7 +259,7 @@ def breakdown(
         rows.append(board.assign(**cell))
     if not rows:
         return pd.DataFrame()
-    keep = ["mode", "model", "method", *by, *CI_COLUMNS, "n_scored", "failure_rate"]
+    keep = ["mode", "model", "method", *by, *CI_COLUMNS, *COUNT_COLUMNS]
     frame = pd.concat(rows, ignore_index=True)
     return with_names(frame[[c for c in keep if c in frame]])
 
@@ -572,7 +594,7 @@ def comparison_json(comparison: Comparison) -> str:
 
 # --- the report's table set ----------------------------------------------------------------
 
-BOARD_COLUMNS = ["model_name", "method", *CI_COLUMNS, "n_scored", "failure_rate", "datasets"]
+BOARD_COLUMNS = ["model_name", "method", *CI_COLUMNS, *COUNT_COLUMNS, "datasets"]
 MODE_ORDER = ("standard", "paper")
 
 
@@ -635,6 +657,7 @@ def mode_tables(items: pd.DataFrame, mode: str, *, n_boot: int, seed: int) -> li
     ci = "i.i.d. item bootstrap (the paper's)" if mode == "paper" else "two-way cluster bootstrap"
     board = main_leaderboard(items, mode, n_boot=n_boot, seed=seed)
     wide = wide_leaderboard(board)
+    gaps = gap(items, board, mode, n_boot=n_boot, seed=seed)
     tables = [
         ReportTable(
             f"leaderboard_{mode}",
@@ -662,7 +685,7 @@ def mode_tables(items: pd.DataFrame, mode: str, *, n_boot: int, seed: int) -> li
         ReportTable(
             f"gap_{mode}",
             f"Knowledge-to-simulation gap A(Sequence)/A(Verbalize) − 1 [{mode} mode]",
-            gap(items, board, mode, n_boot=n_boot, seed=seed),
+            gaps,
             [
                 "model_name",
                 "steering",
@@ -672,17 +695,28 @@ def mode_tables(items: pd.DataFrame, mode: str, *, n_boot: int, seed: int) -> li
                 "ci_low",
                 "ci_high",
                 "n_shared",
+                *gap_note_column(gaps),
             ],
+            "A gap shown as – is undefined (e.g. Verbalize's mean TV is 0, so the ratio has "
+            "no value); the note column says why."
+            if gap_note_column(gaps)
+            else "",
             headline=True,
         ),
     ]
     return tables + _breakdown_tables(items, mode, n_boot=n_boot, seed=seed)
 
 
+def gap_note_column(gaps: pd.DataFrame) -> list[str]:
+    """``["note"]`` when some gap of the table is undefined (the note says why), else ``[]``."""
+    has_note = "note" in gaps and bool(gaps["note"].fillna("").astype(str).str.len().gt(0).any())
+    return ["note"] if has_note else []
+
+
 def _breakdown_tables(
     items: pd.DataFrame, mode: str, *, n_boot: int, seed: int
 ) -> list[ReportTable]:
-    shown = ["model_name", "method", *CI_COLUMNS, "n_scored", "failure_rate"]
+    shown = ["model_name", "method", *CI_COLUMNS, *COUNT_COLUMNS]
     return [
         ReportTable(
             f"steering_{mode}",
