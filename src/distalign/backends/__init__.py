@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
+import re
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +40,7 @@ from distalign.backends.base import (
     NextTokenProbs,
     UnsupportedMethodError,
 )
+from distalign.errors import ConfigError, DistalignError, UnknownNameError
 
 __all__ = [
     "DEFAULT_SPEC",
@@ -49,6 +53,8 @@ __all__ = [
     "Message",
     "NextTokenProbs",
     "UnsupportedMethodError",
+    "backend_options",
+    "check_spec",
     "get_backend",
     "known_prefixes",
     "register_backend",
@@ -86,18 +92,118 @@ def known_prefixes() -> list[str]:
 
 
 def get_backend(spec: str = DEFAULT_SPEC, **options: Any) -> Backend:
-    """Build the backend a model spec names, e.g. ``"embedded"`` or ``"gguf:/models/x.gguf"``."""
+    """Build the backend a model spec names, e.g. ``"embedded"`` or ``"gguf:/models/x.gguf"``.
+
+    Errors the user can fix are :class:`~distalign.errors.DistalignError`: an unknown prefix
+    (``UnknownNameError``), an unknown option or a malformed argument (``ConfigError``), a
+    missing optional package or model file (``BackendUnavailableError``).
+    """
     prefix, _, argument = spec.partition(":")
-    factory = _factory(prefix.strip().lower(), spec)
-    return factory(argument, **options)
+    prefix = prefix.strip().lower()
+    factory = _factory(prefix, spec)
+    check_options(prefix, options)
+    try:
+        return factory(argument, **options)
+    except TypeError as error:  # an option the signature check could not see
+        name = re.search(r"keyword argument '(\w+)'", str(error))
+        if name is None or not _raised_by(error, factory):
+            raise
+        if "multiple values" in str(error):
+            raise ConfigError(
+                f"backend {prefix!r} sets the option {name[1]!r} itself: remove it from "
+                "backend_options"
+            ) from error
+        raise _option_error(prefix, [name[1]], backend_options(prefix)) from error
+    except FileNotFoundError as error:  # the factory's own check of a model path
+        if isinstance(error, DistalignError) or not _raised_by(error, factory):
+            raise
+        raise ModelFileNotFoundError(str(error)) from error
+    except ValueError as error:  # the factory's own check of its argument
+        if isinstance(error, DistalignError) or not _raised_by(error, factory):
+            raise
+        raise ConfigError(str(error)) from error
+
+
+def check_spec(spec: str, **options: Any) -> None:
+    """Check a model spec's backend and option names without building it: nothing loads."""
+    prefix = spec.partition(":")[0].strip().lower()
+    _factory(prefix, spec)
+    check_options(prefix, options)
+
+
+def backend_options(prefix: str) -> list[str] | None:
+    """The option names the backend ``prefix`` takes, or None when they cannot be told.
+
+    They are the keyword-only parameters of the backend class its factory returns (the return
+    annotation), less ``api_key``: keys come from the environment, never from a config file.
+    """
+    factory = _FACTORIES.get(prefix)
+    if factory is None:
+        return None
+    try:
+        backend_class = typing.get_type_hints(factory).get("return")
+    except Exception:  # an annotation that does not resolve: the call itself will tell
+        return None
+    if not isinstance(backend_class, type):
+        return None
+    parameters = inspect.signature(backend_class).parameters.values()
+    return [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in _NO_OPTION]
+
+
+_NO_OPTION = frozenset({"api_key"})
+
+
+def check_options(prefix: str, options: dict[str, Any]) -> None:
+    """Raise ConfigError naming the options that the backend ``prefix`` does not take."""
+    valid = backend_options(prefix)
+    if valid is None:
+        return
+    unknown = [name for name in options if name not in valid]
+    if unknown:
+        raise _option_error(prefix, unknown, valid)
+
+
+def _option_error(prefix: str, unknown: list[str], valid: list[str] | None) -> ConfigError:
+    names = ", ".join(map(repr, unknown))
+    message = f"backend {prefix!r} has no option {names} (backend_options)."
+    close = difflib.get_close_matches(unknown[0], valid or [], n=1)
+    if close:
+        message += f" Did you mean {close[0]!r}?"
+    if valid is None:
+        return ConfigError(f"{message} Remove it.")
+    if valid:
+        return ConfigError(f"{message} Valid options: {', '.join(valid)}.")
+    return ConfigError(f"{message} It takes no options.")
+
+
+def _raised_by(error: BaseException, function: Callable[..., Any]) -> bool:
+    """Whether ``error`` was raised in ``function``'s own frame (an argument check, or a call
+    with a wrong keyword), not deeper inside (a problem of the model, or a bug)."""
+    tb = error.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code is getattr(function, "__code__", None)
+
+
+class ModelFileNotFoundError(BackendUnavailableError, FileNotFoundError):
+    """A model file named in a spec does not exist."""
+
+
+class BackendImportError(BackendUnavailableError, ImportError):
+    """A backend's optional packages are not installed."""
 
 
 def _factory(prefix: str, spec: str) -> BackendFactory:
     if prefix not in _FACTORIES and prefix in _BACKEND_MODULES:
-        importlib.import_module(_BACKEND_MODULES[prefix])  # registers its prefixes
+        try:
+            importlib.import_module(_BACKEND_MODULES[prefix])  # registers its prefixes
+        except ImportError as error:  # the module's message says what to install
+            raise BackendImportError(f"model spec {spec!r}: {error}") from error
     if prefix in _FACTORIES:
         return _FACTORIES[prefix]
-    raise ValueError(_unknown_prefix_message(prefix, spec))
+    raise UnknownNameError(_unknown_prefix_message(prefix, spec))
 
 
 def _unknown_prefix_message(prefix: str, spec: str) -> str:

@@ -25,6 +25,8 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Self
 
+from distalign.errors import DistalignError
+
 # A chat message: {"role": "system" | "user" | "assistant", "content": "..."}.
 # A final "assistant" message is a prefill: the model continues that text (e.g. "Answer:").
 Message = Mapping[str, str]
@@ -42,7 +44,7 @@ class Capability(StrEnum):
     SEED = "seed"  # seeded sampling: same seed, same output
 
 
-class UnsupportedMethodError(RuntimeError):
+class UnsupportedMethodError(DistalignError, RuntimeError):
     """A method needs a capability that the backend does not declare."""
 
     def __init__(self, backend: str, missing: Sequence[Capability], purpose: str) -> None:
@@ -54,7 +56,7 @@ class UnsupportedMethodError(RuntimeError):
         self.missing = tuple(missing)
 
 
-class BackendUnavailableError(RuntimeError):
+class BackendUnavailableError(DistalignError, RuntimeError):
     """The backend or its model cannot be loaded (missing package, missing file)."""
 
 

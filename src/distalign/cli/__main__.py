@@ -1,3 +1,3 @@
-from distalign.cli import app
+from distalign.cli import main
 
-app()
+main()

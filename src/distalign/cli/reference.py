@@ -12,8 +12,9 @@ import typer
 from distalign import __version__
 from distalign.cli._render import console, print_frame, write_frame
 from distalign.metrics import gap_table, leaderboard
+from distalign.metrics.aggregate import mark_undefined_gaps
 from distalign.metrics.bootstrap import CI_MODES, CIMode
-from distalign.results import load_manifest, load_results, save_items
+from distalign.results import ITEMS_FILE, load_manifest, load_results, save_items
 
 DEFAULT_OUT = Path("results/reference")
 DataDir = Annotated[
@@ -105,18 +106,22 @@ def leaderboard_command(
     if ci not in CI_MODES:
         raise typer.BadParameter(f"--ci must be one of {', '.join(CI_MODES)}")
     folders = results or [DEFAULT_OUT / "paper", DEFAULT_OUT / "standard"]
+    hint = (
+        "`distalign run` or `distalign import-reference`"
+        if results
+        else "`distalign import-reference`"
+    )
     boards = {}
     for folder in folders:
-        if not folder.exists():
-            raise typer.BadParameter(f"{folder} does not exist: run `distalign import-reference`")
+        items = _items(folder, hint)  # NoResultsError (a DistalignError) when there are none
         mode = str(load_manifest(folder).get("mode", "standard"))
-        boards[mode] = _board(load_results(folder), mode, ci, n_boot, seed)  # type: ignore[arg-type]
+        boards[mode] = _board(items, mode, ci, n_boot, seed)  # type: ignore[arg-type]
     target = out or folders[0].parent
     for mode, (board, baselines, gaps) in boards.items():
         _show(mode, board, baselines, gaps, target)
     if with_humans:
         _humans_table(folders, target, n_boot, seed)
-    if {"paper", "standard"} <= set(boards):
+    if {"paper", "standard"} <= set(boards) and not any(b[0].empty for b in boards.values()):
         side = side_by_side(boards["paper"][0], boards["standard"][0])
         side = side.drop(columns=[c for c in ("model_name",) if c in side])
         print_frame(
@@ -124,6 +129,21 @@ def leaderboard_command(
         )
         write_frame(side, target, "leaderboard_paper_vs_standard")
     console.print(f"tables written to {target}/")
+
+
+def _items(folder: Path, hint: str) -> pd.DataFrame:
+    """The items of one results folder; a missing folder or an empty table is an error."""
+    from distalign.report.tables import NoResultsError
+
+    if not folder.exists():
+        raise NoResultsError(f"no results in {folder}: it does not exist; run {hint} first")
+    file = folder / ITEMS_FILE if folder.is_dir() else folder
+    if not file.exists():
+        raise NoResultsError(f"no results in {folder} (no {ITEMS_FILE}): run {hint} first")
+    items = load_results(folder)
+    if items.empty:
+        raise NoResultsError(f"no results in {folder} (the items table is empty): run {hint} first")
+    return items
 
 
 def _humans_table(folders: list[Path], target: Path, n_boot: int, seed: int) -> None:
@@ -148,7 +168,10 @@ def _board(
         from distalign.reference import paper_baselines, paper_gap, paper_leaderboard
 
         board = paper_leaderboard(items, n_boot=n_boot, seed=seed)
-        return board, paper_baselines(items, n_boot=n_boot, seed=seed), paper_gap(board)
+        has_both = not board.empty and {"verbalize", "sequence"} <= set(board["method"])
+        # Verbalize's mean TV of 0 leaves the ratio undefined: NaN with a note, not inf.
+        gaps = mark_undefined_gaps(paper_gap(board)) if has_both else pd.DataFrame()
+        return board, paper_baselines(items, n_boot=n_boot, seed=seed), gaps
     models = items[items["model"] != "baseline"]
     board = leaderboard(models, ci_mode=ci, n_boot=n_boot, seed=seed)
     baselines = leaderboard(
@@ -168,7 +191,8 @@ def _show(
     columns = [
         c for c in ("model", "method", "mean", "ci_low", "ci_high", "half_width") if c in board
     ]
-    extra = [c for c in ("n_scored", "n_parse_failures", "failure_rate") if c in board]
+    counts = ("n_scored", "n_parse_failures", "n_request_failures", "failure_rate")
+    extra = [c for c in counts if c in board]
     ci_mode = board["ci_mode"].iloc[0] if "ci_mode" in board and len(board) else mode
     print_frame(board, f"Leaderboard [{mode} mode, CI: {ci_mode}]", columns + extra)
     print_frame(baselines, f"Baselines [{mode} mode]", columns)
@@ -177,6 +201,8 @@ def _show(
         for c in ("model", "steering", "verbalize", "sequence", "gap", "ci_low", "ci_high")
         if c in gaps
     ]
+    if "note" in gaps and gaps["note"].fillna("").astype(str).str.len().gt(0).any():
+        gap_columns.append("note")  # why a gap is undefined (shown as –)
     print_frame(gaps, f"Knowledge-to-simulation gap A(Seq)/A(V) - 1 [{mode} mode]", gap_columns)
     for name, frame in (("leaderboard", board), ("baselines", baselines), ("gap", gaps)):
         write_frame(frame, target, f"{name}_{mode}")

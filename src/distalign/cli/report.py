@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from distalign.cli._render import console, print_frame
+from distalign.errors import DistalignError
 from distalign.metrics.bootstrap import CI_MODES
 
 SELECTOR_HELP = (
@@ -52,6 +53,8 @@ def report_command(
     ]
     if missing:
         raise typer.BadParameter(f"not found: {', '.join(map(str, missing))}")
+    # An empty results folder raises NoResultsError (a DistalignError): the command line
+    # prints its message in one line and exits 2.
     with console.status("computing tables and figures"):
         report = build_report(
             results,
@@ -88,6 +91,8 @@ def compare_command(
         raise typer.BadParameter(f"--ci must be one of {', '.join(CI_MODES)}")
     try:
         result = compare(a, b, ci_mode=ci, n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
+    except DistalignError:
+        raise  # e.g. an empty or missing results folder: its own one-line message
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from error
     r = result.result

@@ -23,6 +23,7 @@ from distalign.datasets.location import (
     resolve_data_dir,
 )
 from distalign.datasets.user import USER_SUFFIXES, DatasetError, load_user_dataset
+from distalign.errors import UnknownNameError
 
 __all__ = [
     "ChecksumError",
@@ -39,7 +40,7 @@ __all__ = [
 Loader = Callable[[Path], Dataset]
 
 
-class UnknownDatasetError(ValueError):
+class UnknownDatasetError(UnknownNameError):
     """A name that is neither a registered dataset nor a dataset file."""
 
 

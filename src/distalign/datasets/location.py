@@ -32,6 +32,8 @@ from pathlib import Path, PurePosixPath
 
 from platformdirs import user_cache_dir
 
+from distalign.errors import DistalignError
+
 ENV_VAR = "DISTALIGN_DATA"
 REPOSITORY = "nicolemeister/benchmarking-distributional-alignment"
 COMMIT = "36869b56b214b5ddce13dc234d62b4cbce3706cd"
@@ -40,11 +42,11 @@ CHECKSUM_FILE = "reference_sha256.json"
 DEFAULT_TIMEOUT_S = 60.0
 
 
-class DataNotFoundError(Exception):
+class DataNotFoundError(DistalignError):
     """The data directory does not hold the files a loader needs."""
 
 
-class DownloadError(Exception):
+class DownloadError(DistalignError):
     """The reference archive could not be fetched or did not hold the expected files."""
 
 
