@@ -13,13 +13,11 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from distalign.datasets import load_dataset
 from distalign.datasets.reference import main_groups
 from distalign.runner import RunConfig, Runner
 from distalign.steering import Prompt, build_prompt
+from fault_server import FaultServer, serving
 
 MODEL = "smollm2"
 SECRET = "sk-test-SECRET123"
@@ -247,129 +246,14 @@ def wait_for(condition: Any, timeout: float) -> None:
         time.sleep(0.05)
 
 
-# ----- the fault injector -----------------------------------------------------------------------
-
-
-@dataclass
-class FaultServer:
-    """Answers chat completions from ``script`` (one action per request, then ``then``).
-
-    Actions: "ok"; "429" (Retry-After: 1); "500" (retry-after-ms: 10, so retries are quick);
-    "slow" (answers after ``slow_seconds``); "drop" (closes the connection without a reply);
-    "401-echo" (401 quoting the Authorization header back, as a careless server might).
-    """
-
-    script: list[str] = field(default_factory=list)
-    then: str = "ok"
-    slow_seconds: float = 1.5
-    delay: float = 0.0  # seconds every answer takes
-    hits: list[tuple[float, str]] = field(default_factory=list)  # (time, action) per request
-    auth_headers: list[str] = field(default_factory=list)
-    in_flight: int = 0
-    max_in_flight: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def next_action(self, authorization: str) -> str:
-        with self.lock:
-            action = self.script.pop(0) if self.script else self.then
-            self.hits.append((time.monotonic(), action))
-            self.auth_headers.append(authorization)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        return action
-
-    def done(self) -> None:
-        with self.lock:
-            self.in_flight -= 1
-
-
-def completion_body() -> dict[str, Any]:
-    top = [("A", -0.4), ("B", -1.6), ("The", -2.5), (" C", -3.0), ("D", -4.0), ("E", -5.0)]
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "fake",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "A"},
-                "finish_reason": "length",
-                "logprobs": {
-                    "content": [
-                        {
-                            "token": "A",
-                            "logprob": -0.4,
-                            "bytes": None,
-                            "top_logprobs": [
-                                {"token": t, "logprob": lp, "bytes": None} for t, lp in top
-                            ],
-                        }
-                    ]
-                },
-            }
-        ],
-        "usage": {"prompt_tokens": 50, "completion_tokens": 1, "total_tokens": 51},
-    }
-
-
-def make_handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # keep test output quiet
-            return None
-
-        def do_GET(self) -> None:
-            self.reply(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            action = state.next_action(self.headers.get("Authorization", ""))
-            try:
-                self.act(action)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout): expected for "slow"
-            finally:
-                state.done()
-
-        def act(self, action: str) -> None:
-            time.sleep(state.delay)
-            if action == "drop":
-                self.close_connection = True  # no status line, no body
-            elif action == "429":
-                self.reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
-            elif action == "500":
-                self.reply(500, {"error": {"message": "boom"}}, {"retry-after-ms": "10"})
-            elif action == "401-echo":
-                said = self.headers.get("Authorization", "")
-                self.reply(401, {"error": {"message": f"Incorrect API key provided: {said}"}})
-            else:
-                if action == "slow":
-                    time.sleep(state.slow_seconds)
-                self.reply(200, completion_body())
-
-        def reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
+# ----- the fault injector (tests/fault_server.py) ---------------------------------------------
 
 
 @pytest.fixture
 def fault_server() -> Iterator[tuple[FaultServer, str]]:
     state = FaultServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(state) as url:
+        yield state, url
 
 
 def fake_backend(url: str, **options: Any) -> OpenAICompatibleBackend:
@@ -489,7 +373,8 @@ def test_runner_records_a_call_that_keeps_failing(
     config = run_config(tmp_path, reference_dir, f"openai-compatible:fake@{url}")
     runner = Runner(config)
     frame = runner.run()
-    assert len(state.hits) == 6  # default max_retries=5
+    # default max_retries=5: 6 tries, twice (the run-level pass resends a lost call once)
+    assert len(state.hits) == 12
     assert runner.stats.calls_failed == 1
     assert list(frame["status"]) == ["request_failure"]
     assert "InternalServerError" in frame["detail"][0]

@@ -45,6 +45,8 @@ ITEM_COLUMNS: list[str] = [
     "covered_mass",  # Log-p: probability mass that fell on the option letters
     "raw",  # the raw model reply, when there is one
     "prompt",  # the chat messages sent (JSON), when distalign built the prompt
+    "n_valid",  # Sequence / Samples: valid answers counted
+    "n_invalid",  # Sequence / Samples: answers that were not an option (lost samples count)
 ]
 
 STEERINGS = ("none", "persona", "fewshot")

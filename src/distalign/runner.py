@@ -17,7 +17,7 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,9 +30,12 @@ from distalign.costs import Price, cost, estimate_tokens, load_prices
 from distalign.data import Dataset, Group, Question
 from distalign.datasets import load_dataset
 from distalign.datasets.reference import main_groups
+from distalign.errors import ConfigError, UnknownNameError
 from distalign.methods import ExpressionMethod, execute, get_method
 from distalign.metrics import score_item
+from distalign.metrics.distance import distribution_problem
 from distalign.parsing import Parsed
+from distalign.parsing._result import join_notes
 from distalign.results import Status, items_frame, save_items
 from distalign.steering import TEMPLATE_VERSION, Prompt, build_prompt
 from distalign.store import ResponseCache, request_key
@@ -53,7 +56,12 @@ class RunConfig(BaseModel):
     questions: int | None = Field(None, ge=1, description="Use only the first N questions.")
     seeds: list[int] = Field(default_factory=lambda: [0])
     n: int = Field(30, ge=1, description="Letters per Sequence, answers per Samples item.")
-    retries: int = Field(2, ge=0, description="Extra attempts for a malformed output.")
+    retries: int = Field(
+        2, ge=0, description="Extra attempts (new requests) for a malformed output."
+    )
+    request_passes: int = Field(
+        1, ge=0, description="Extra passes over calls that failed for good, before the run ends."
+    )
     prompt_mode: Literal["standard", "paper"] = "standard"
     data_dir: str | None = None
     out: str = "results/run"
@@ -62,9 +70,24 @@ class RunConfig(BaseModel):
     backend_options: dict[str, Any] = Field(
         default_factory=dict, description="Passed to the backend, e.g. n_threads for llama.cpp."
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for llama.cpp models (embedded, gguf:); APIs ignore it.",
+    )
 
     def cache_path(self) -> Path:
         return Path(self.cache) if self.cache else Path(self.out) / "cache.sqlite"
+
+    def options_for(self, model: str) -> dict[str, Any]:
+        """The backend options for one model: ``threads`` reaches llama.cpp models only."""
+        options = dict(self.backend_options)
+        if self.threads is not None and model.partition(":")[0].strip().lower() in _LLAMACPP:
+            options.update(n_threads=self.threads, n_threads_batch=self.threads)
+        return options
+
+
+_LLAMACPP = ("embedded", "gguf")
 
 
 @dataclass
@@ -84,11 +107,18 @@ class Item:
 
 @dataclass
 class RunStats:
-    calls_total: int = 0
-    calls_cached: int = 0
-    calls_sent: int = 0
-    calls_failed: int = 0
+    calls_total: int = 0  # distinct calls the run needed
+    calls_cached: int = 0  # ... answered from the cache
+    calls_sent: int = 0  # requests that got a reply in this run
+    calls_failed: int = 0  # calls still without a reply when the run ended
     seconds: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)  # calls failed for good, by reason
+
+
+# After this many calls in a row fail for good, a backend is taken as down and the rest of the
+# run's calls for it are recorded as failures without being sent (at least max_concurrency,
+# so one wave of in-flight calls cannot trip it on its own).
+GIVE_UP_AFTER = 5
 
 
 Progress = Callable[[int, int], None]
@@ -98,7 +128,7 @@ def expand(config: RunConfig, model: str, backend: Backend) -> Iterator[Item]:
     data_dir = config.data_dir
     for name in config.datasets:
         dataset = load_dataset(name, data_dir)
-        groups = [Group.parse(g) for g in config.groups] if config.groups else main_groups(dataset)
+        groups = chosen_groups(dataset, config.groups)
         questions = list(dataset.questions.values())[: config.questions]
         for method_name in config.methods:
             method = get_method(method_name, n=config.n)
@@ -112,6 +142,24 @@ def expand(config: RunConfig, model: str, backend: Backend) -> Iterator[Item]:
                             yield _item(
                                 config, model, dataset, group, question, steering, method, seed
                             )
+
+
+def chosen_groups(dataset: Dataset, keys: list[str] | None) -> list[Group]:
+    """The groups a run asked for (default: the dataset's main groups); unknown ones fail."""
+    if not keys:
+        return main_groups(dataset)
+    try:
+        groups = [Group.parse(key) for key in keys]
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    unknown = [g.key for g in groups if g not in dataset.groups]
+    if unknown:
+        valid = ", ".join(g.key for g in dataset.groups)
+        raise UnknownNameError(
+            f"unknown group {', '.join(map(repr, unknown))} in dataset {dataset.name!r}; "
+            f"valid groups: {valid}"
+        )
+    return groups
 
 
 def _item(
@@ -155,6 +203,36 @@ def call_request(backend: Backend, item: Item, call: dict[str, Any], mode: str) 
     }
 
 
+Requests = dict[str, tuple[dict[str, Any], Item, dict[str, Any]]]
+
+
+def failure_reason(error: str) -> str:
+    """A short class for a failed call's error text, for the run's failure summary.
+
+    >>> failure_reason("RequestError: InternalServerError from http://x/v1: boom")
+    'InternalServerError'
+    >>> failure_reason("not sent: 8 calls in a row failed")
+    'not sent (backend down)'
+    """
+    if error.startswith("not sent"):
+        return "not sent (backend down)"
+    kind, _, rest = error.partition(": ")
+    if kind in ("RequestError", "RuntimeError") and rest:
+        return rest.split()[0].rstrip(":")
+    return kind or "unknown error"
+
+
+def _distinct_keys(item: Item) -> list[str]:
+    """The item's calls over all attempts, each once (a failed call resent is one call)."""
+    return list(dict.fromkeys(key for keys in item.attempts for key in keys))
+
+
+def _request_failure(cache: ResponseCache, lost: list[str], total: int) -> Parsed:
+    first = next((e for e in (cache.error(k) for k in lost) if e), "no response")
+    detail = f"{len(lost)} of {total} calls failed: {first}" if total > 1 else first
+    return Parsed(None, False, Status.REQUEST_FAILURE, detail)
+
+
 class Runner:
     """Runs a config against one backend, through the cache."""
 
@@ -163,13 +241,14 @@ class Runner:
         self.progress = progress
         self.stats = RunStats()
         self.identities: dict[str, dict[str, Any]] = {}
+        self._given_up = False  # the current backend failed too many calls in a row
 
     def run(self) -> pd.DataFrame:
         start = time.perf_counter()
         frames = []
         with ResponseCache(self.config.cache_path()) as cache:
             for model in self.config.models:
-                with get_backend(model, **self.config.backend_options) as backend:
+                with get_backend(model, **self.config.options_for(model)) as backend:
                     frames.append(self._run_model(model, backend, cache))
         self.stats.seconds = time.perf_counter() - start
         frame = pd.concat(frames, ignore_index=True) if frames else items_frame([])
@@ -179,26 +258,32 @@ class Runner:
     def _run_model(self, model: str, backend: Backend, cache: ResponseCache) -> pd.DataFrame:
         self.identities[model] = backend.identity.as_dict()
         items = list(expand(self.config, model, backend))
+        self._given_up = False
         pending = items
         for attempt in range(self.config.retries + 1):
             requests = self._attempt(backend, pending, attempt)
-            self._send(backend, requests, cache)
+            self._send_with_passes(backend, requests, cache)
+            # only unreadable replies get a new attempt; lost calls had their passes
             pending = [
                 i
                 for i in pending
-                if i.method.retryable and not self._parse(i, cache, len(i.attempts) - 1).ok
+                if i.method.retryable
+                and self._parse(i, cache, len(i.attempts) - 1).status == Status.PARSE_FAILURE
             ]
-            if not pending:
+            if not pending or self._given_up:
                 break
+        self._count_failures(items, cache)
         return items_frame(self._row(item, cache) for item in items)
 
-    def _attempt(
-        self, backend: Backend, items: list[Item], attempt: int
-    ) -> dict[str, tuple[dict[str, Any], Item, dict[str, Any]]]:
-        requests: dict[str, tuple[dict[str, Any], Item, dict[str, Any]]] = {}
+    def _attempt(self, backend: Backend, items: list[Item], attempt: int) -> Requests:
+        requests: Requests = {}
         for item in items:
             keys = []
             for call in item.method.calls(item.prompt, item.seed, attempt):
+                if attempt:
+                    # a retry is a new request, sent even to servers without seeds (whose
+                    # identical request would be answered from the cache)
+                    call = {**call, "attempt": attempt}
                 request = call_request(backend, item, call, self.config.prompt_mode)
                 key = request_key(request)
                 keys.append(key)
@@ -206,39 +291,55 @@ class Runner:
             item.attempts.append(keys)
         return requests
 
-    def _send(
-        self,
-        backend: Backend,
-        requests: dict[str, tuple[dict[str, Any], Item, dict[str, Any]]],
-        cache: ResponseCache,
-    ) -> None:
+    def _send_with_passes(self, backend: Backend, requests: Requests, cache: ResponseCache) -> None:
+        """Send what the cache lacks, then resend calls that failed, up to ``request_passes``."""
         missing = cache.missing(requests)
         self.stats.calls_total += len(requests)
         self.stats.calls_cached += len(requests) - len(missing)
+        for extra_pass in range(self.config.request_passes + 1):
+            if extra_pass:
+                time.sleep(min(30.0, 2.0**extra_pass))  # let a restarting server come back
+            self._send(backend, requests, missing, cache)
+            missing = cache.missing(missing)
+            if not missing or self._given_up:
+                return
+
+    def _send(
+        self, backend: Backend, requests: Requests, todo_keys: set[str], cache: ResponseCache
+    ) -> None:
         # Same messages back to back: the backend reuses the KV cache of the shared prefix.
-        todo = sorted(missing, key=lambda k: json.dumps(requests[k][0]["messages"]))
+        todo = sorted(todo_keys, key=lambda k: json.dumps(requests[k][0]["messages"]))
+        give_up_after = max(GIVE_UP_AFTER, backend.max_concurrency)
+        in_a_row = [0]  # calls failed for good since the last success
 
         def one(key: str) -> tuple[str, dict[str, Any] | None, str | None]:
+            if self._given_up:
+                return key, None, f"not sent: {give_up_after} calls in a row failed"
             _, item, call = requests[key]
             try:
                 return key, execute(backend, item.prompt.messages, call), None
             except Exception as error:  # any failure is recorded with its reason; the run goes on
                 return key, None, f"{type(error).__name__}: {error}"
 
+        def finish(done: int, key: str, response: dict[str, Any] | None, error: str | None) -> None:
+            self._store(cache, requests, key, response, error)
+            in_a_row[0] = 0 if response is not None else in_a_row[0] + 1
+            if in_a_row[0] >= give_up_after:
+                self._given_up = True
+            self._tick(done, len(todo))
+
         if backend.max_concurrency > 1:
             with ThreadPoolExecutor(max_workers=backend.max_concurrency) as pool:
                 for done, future in enumerate(as_completed(pool.submit(one, k) for k in todo), 1):
-                    self._store(cache, requests, *future.result())
-                    self._tick(done, len(todo))
+                    finish(done, *future.result())
         else:
             for done, key in enumerate(todo, start=1):
-                self._store(cache, requests, *one(key))
-                self._tick(done, len(todo))
+                finish(done, *one(key))
 
     def _store(
         self,
         cache: ResponseCache,
-        requests: dict[str, tuple[dict[str, Any], Item, dict[str, Any]]],
+        requests: Requests,
         key: str,
         response: dict[str, Any] | None,
         error: str | None,
@@ -246,28 +347,40 @@ class Runner:
         """Commit one finished call right away: a crash after this loses nothing."""
         if response is None:
             cache.put_error(key, requests[key][0], error or "unknown error")
-            self.stats.calls_failed += 1
         else:
             cache.put(key, requests[key][0], response)
             self.stats.calls_sent += 1
+
+    def _count_failures(self, items: list[Item], cache: ResponseCache) -> None:
+        """Calls of the final attempts still without a reply, by reason."""
+        lost = {key for item in items for key in item.attempts[-1] if cache.get(key) is None}
+        self.stats.calls_failed += len(lost)
+        for key in lost:
+            reason = failure_reason(cache.error(key) or "no response")
+            self.stats.failures[reason] = self.stats.failures.get(reason, 0) + 1
 
     def _tick(self, done: int, total: int) -> None:
         if self.progress:
             self.progress(done, total)
 
     def _parse(self, item: Item, cache: ResponseCache, attempt: int) -> Parsed:
-        responses = [cache.get(key) for key in item.attempts[attempt]]
-        if any(r is None for r in responses):
-            errors = [cache.error(k) for k in item.attempts[attempt]]
-            detail = next((e for e in errors if e), "no response")
-            return Parsed(None, False, Status.REQUEST_FAILURE, detail)
-        return item.method.parse(item.prompt, responses)
+        keys = item.attempts[attempt]
+        responses = [cache.get(key) for key in keys]
+        lost = [key for key, response in zip(keys, responses, strict=True) if response is None]
+        if lost and not item.method.tolerates_lost_calls:
+            return _request_failure(cache, lost, len(keys))
+        parsed = item.method.parse(item.prompt, responses)
+        if lost and not parsed.ok:  # too many calls lost to read the item: not the model's fault
+            failure = _request_failure(cache, lost, len(keys))
+            return replace(failure, detail=join_notes(failure.detail, parsed.detail))
+        return parsed
 
     def _row(self, item: Item, cache: ResponseCache) -> dict[str, Any]:
         parsed = self._parse(item, cache, len(item.attempts) - 1)
         target = item.dataset.target(item.group, item.question.id)
         assert target is not None
-        first = cache.get(item.attempts[-1][0]) or {}
+        replies = (cache.get(key) for key in item.attempts[-1])
+        first: dict[str, Any] = next((r for r in replies if r is not None), {})
         usage = self._usage(item, cache)
         row: dict[str, Any] = {
             "mode": "standard",
@@ -286,7 +399,9 @@ class Runner:
             "covered_mass": parsed.raw_sum if item.method.name == "logp" else None,
             "seed": item.seed,
             "prompt_mode": self.config.prompt_mode,
-            "calls": sum(len(keys) for keys in item.attempts),
+            "calls": len(_distinct_keys(item)),
+            "n_valid": parsed.n_valid,
+            "n_invalid": parsed.n_invalid,
             **usage,
             "cost_usd": self._cost(item.model, usage),
         }
@@ -298,6 +413,10 @@ class Runner:
             )
             return {**row, "status": status}
         pred = item.prompt.to_canonical(parsed.probs)
+        problem = distribution_problem(pred) or distribution_problem(target.probs)
+        if problem is not None:  # a guard: the parsers and loaders should make this unreachable
+            detail = join_notes(row["detail"], f"not scored: {problem}")
+            return {**row, "pred": pred, "status": Status.NOT_SCORED, "detail": detail}
         return {
             **row,
             "pred": pred,
@@ -321,7 +440,7 @@ class Runner:
         rows: list[dict[str, Any]] = []
         with ResponseCache(self.config.cache_path()) as cache:
             for model in self.config.models:
-                with get_backend(model, **self.config.backend_options) as backend:
+                with get_backend(model, **self.config.options_for(model)) as backend:
                     rows.extend(self._estimate(model, backend, cache))
         return pd.DataFrame(rows)
 
@@ -354,14 +473,13 @@ class Runner:
 
     @staticmethod
     def _usage(item: Item, cache: ResponseCache) -> dict[str, int | None]:
-        """Tokens over every call of every attempt (retries cost tokens too)."""
+        """Tokens over every request the item sent, retries included, each request once."""
         totals: dict[str, int | None] = {"prompt_tokens": None, "completion_tokens": None}
-        for keys in item.attempts:
-            for key in keys:
-                usage = (cache.get(key) or {}).get("usage") or {}
-                for name in totals:
-                    if usage.get(name) is not None:
-                        totals[name] = (totals[name] or 0) + int(usage[name])
+        for key in _distinct_keys(item):
+            usage = (cache.get(key) or {}).get("usage") or {}
+            for name in totals:
+                if usage.get(name) is not None:
+                    totals[name] = (totals[name] or 0) + int(usage[name])
         return totals
 
     def manifest(self) -> dict[str, Any]:

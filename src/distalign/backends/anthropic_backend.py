@@ -20,6 +20,9 @@ the model continues, which the API supports natively. ``n`` samples are ``n`` re
 
 Retries are the SDK's (``max_retries``): exponential backoff with jitter on connection errors,
 timeouts, 408, 409, 429 and 5xx (529 "overloaded" included), waiting what ``Retry-After`` asks.
+**Time bound**: one call takes at most ``(max_retries + 1) * timeout`` plus at most 8 s of
+backoff per retry: 5 min 32 s with the defaults (``timeout=60``, ``max_retries=4``); the runner
+stops sending once ``max(5, concurrency)`` calls in a row have failed for good.
 ``requests_per_minute`` spaces requests evenly (pyrate-limiter). The sync client is shared by the
 runner's threads (see the OpenAI-compatible backend for why threads). Errors that quote the key
 have it replaced by ``[redacted]``.
@@ -42,6 +45,7 @@ from distalign.backends.base import (
     Message,
     Usage,
 )
+from distalign.errors import ConfigError
 
 try:
     import anthropic
@@ -62,8 +66,8 @@ class RequestError(RuntimeError):
 @register_backend("anthropic")
 def anthropic_backend(argument: str, **options: Any) -> AnthropicBackend:
     """``anthropic:MODEL``, key from ANTHROPIC_API_KEY."""
-    if not argument:
-        raise ValueError(
+    if not argument.strip():
+        raise ConfigError(
             "the 'anthropic' backend needs a model name, e.g. 'anthropic:claude-3-opus-20240229'"
         )
     key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
@@ -86,8 +90,8 @@ class AnthropicBackend(Backend):
         base_url: str | None = None,
         concurrency: int = 8,
         requests_per_minute: float | None = None,
-        timeout: float = 120.0,
-        max_retries: int = 5,
+        timeout: float = 60.0,
+        max_retries: int = 4,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")

@@ -9,8 +9,8 @@ Specs:
   from ``DISTALIGN_API_KEY``, else ``OPENAI_API_KEY``, else none (local servers rarely check
   it). ``MODEL@URL1,URL2,...`` names replicas of one model: calls are spread over them (least
   busy first) with at most ``concurrency`` in flight per replica. A replica whose connection
-  is refused or dropped is not retried: it is skipped for ``down_seconds`` and the call goes
-  to another replica at once; so does a call that timed out on every retry.
+  is refused or dropped is skipped for ``down_seconds`` and the call goes to another replica
+  at once (see Retries).
 
 Identity: backend "openai-compatible", the model name, the base URLs (sorted, in ``path``; so
 changing the replicas starts a fresh cache), the server kind (``runtime``) and, where the
@@ -42,12 +42,21 @@ the model's tokenizer for vLLM), so it is not done. llama-cpp-python's server re
 prompt's log-probs wrongly with ``echo`` (its issue #1983), which is why the generated token's
 log-probs are used.
 
-Retries: the SDK's own (``max_retries``): exponential backoff from 0.5 s up to 8 s with up to
-25 % jitter, on connection errors, timeouts, 408, 409, 429 and 5xx, waiting what ``Retry-After``
-(or ``retry-after-ms``) asks when that is at most two minutes; a longer ``Retry-After`` fails at
-once. With replicas, connection errors move the call to another replica instead (see
-``FailFastTransport``). A call that still fails raises ``RequestError``, which the runner
-records as a failed request. Rate limits: ``requests_per_minute`` spaces requests evenly and
+Retries are distalign's own (the SDK's are off), so that one call has a hard time bound and
+moves between replicas. A transient failure (a refused, dropped or timed-out connection, 408,
+409, 429 or 5xx) is tried again, up to ``max_retries`` times: on another replica at once when
+one has not been tried yet, else after a backoff of 0.5 s doubling to at most 8 s (minus up to
+25 % jitter), or after what ``Retry-After`` / ``retry-after-ms`` asks when that is at most two
+minutes (a longer one fails the call at once). Other errors (400, 401, 404, ...) fail at once.
+
+**Time bound.** One call, retries included, never takes more than ``call_timeout`` seconds
+(default 300): each HTTP request gets ``min(timeout, time left)`` and no wait outlasts the
+deadline. With the defaults (``timeout=120``, ``max_retries=5``) a hung server fails each call
+after at most 5 minutes, and the runner stops sending to a backend once
+``max(5, max_concurrency)`` calls in a row have failed for good, so a run against a dead server
+ends in minutes, its unsent calls recorded as request failures. A call that fails for good
+raises ``RequestError``, which the runner records (and retries in its end-of-round pass).
+Rate limits: ``requests_per_minute`` spaces requests evenly and
 ``tokens_per_minute`` caps the estimated tokens (prompt estimate + completion budget) per
 one-second window (pyrate-limiter); SDK retries are not counted, since their backoff slows them.
 
@@ -69,6 +78,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import threading
 import time
@@ -92,9 +102,9 @@ from distalign.backends.base import (
     Usage,
 )
 from distalign.costs import estimate_tokens
+from distalign.errors import ConfigError
 
 try:
-    import httpx2
     import openai
     from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
     from pyrate_limiter import Limiter, Rate
@@ -109,6 +119,7 @@ log = logging.getLogger(__name__)
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20
 NO_KEY = "no-key"  # the SDK insists on a key; servers that check none ignore it
+_LOGPROB_SLACK = 1e-6  # a log-probability this far above 0 is the server's rounding
 
 SchemaFormat = Literal["json_schema", "json_object"]
 
@@ -136,24 +147,10 @@ class RequestError(RuntimeError):
     """A request failed after the retries; the message never contains the API key."""
 
 
-class ReplicaUnreachable(openai.APIConnectionError):
-    """A replica's connection failed. Being an ``OpenAIError``, the SDK raises it at once
-    instead of retrying the same replica, so the call moves to another replica."""
-
-
-class FailFastTransport(httpx2.HTTPTransport):
-    """HTTP transport for a replica: connection failures are not retried on this replica.
-
-    A refused or dropped connection means the server is down or restarting; waiting out the
-    SDK's backoff on it (about 15 s for 5 retries) would stall the call while other replicas
-    are idle. Slow responses (read timeouts) and error statuses keep the SDK's retries.
-    """
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        try:
-            return super().handle_request(request)
-        except (httpx2.NetworkError, httpx2.ConnectTimeout, httpx2.RemoteProtocolError) as error:
-            raise ReplicaUnreachable(message=f"{type(error).__name__}", request=request) from error
+# Statuses worth another try: timeout, conflict, rate limit and every server error.
+RETRY_STATUSES = frozenset({408, 409, 429})
+MAX_RETRY_AFTER = 120.0  # seconds; a server asking for a longer wait fails the call at once
+BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_JITTER = 0.5, 8.0, 0.25
 
 
 # ----- specs ------------------------------------------------------------------------------------
@@ -162,13 +159,14 @@ class FailFastTransport(httpx2.HTTPTransport):
 @register_backend("openai")
 def openai_backend(argument: str, **options: Any) -> OpenAICompatibleBackend:
     """``openai:MODEL`` on api.openai.com, key from OPENAI_API_KEY."""
-    if not argument:
-        raise ValueError("the 'openai' backend needs a model name, e.g. 'openai:gpt-4o'")
+    if not argument.strip():
+        raise ConfigError("the 'openai' backend needs a model name, e.g. 'openai:gpt-4o'")
     key = os.environ.get("OPENAI_API_KEY", "").strip()
     if not key:
         raise BackendUnavailableError(
             f"'openai:{argument}' needs an API key: set the environment variable OPENAI_API_KEY"
         )
+    _check_server_option(options)
     options.setdefault("server", "openai")
     options.setdefault("check_server", False)  # listing OpenAI's models tells us nothing
     return OpenAICompatibleBackend(argument, [OPENAI_URL], api_key=key, **options)
@@ -178,6 +176,7 @@ def openai_backend(argument: str, **options: Any) -> OpenAICompatibleBackend:
 def compatible_backend(argument: str, **options: Any) -> OpenAICompatibleBackend:
     """``openai-compatible:MODEL@URL[,URL...]``, key from DISTALIGN_API_KEY or OPENAI_API_KEY."""
     model, urls = parse_compatible_argument(argument)
+    _check_server_option(options)
     key = os.environ.get("DISTALIGN_API_KEY", "").strip()
     key = key or os.environ.get("OPENAI_API_KEY", "").strip()
     return OpenAICompatibleBackend(model, urls, api_key=key or None, **options)
@@ -190,8 +189,8 @@ def parse_compatible_argument(argument: str) -> tuple[str, list[str]]:
     """``"MODEL@URL1,URL2"`` -> ``("MODEL", ["URL1", "URL2"])``."""
     match = _MODEL_AT_URLS.match(argument.strip())
     if match is None:
-        raise ValueError(
-            "an 'openai-compatible' spec is MODEL@URL, e.g. "
+        raise ConfigError(
+            "an 'openai-compatible' spec is MODEL@URL[,URL...], e.g. "
             f"'openai-compatible:my-model@http://127.0.0.1:8000/v1', got {argument!r}"
         )
     urls = [check_url(url) for url in match["urls"].split(",") if url.strip()]
@@ -202,14 +201,30 @@ def check_url(url: str) -> str:
     url = url.strip().rstrip("/")
     scheme, _, rest = url.partition("://")
     if scheme not in ("http", "https") or not rest:
-        raise ValueError(f"a base URL starts with http:// or https://, got {url!r}")
+        raise ConfigError(f"a base URL starts with http:// or https://, got {url!r}")
     host_part = rest.split("/", 1)[0]
     if "@" in host_part:
         # user:password@host would put a secret into the identity, the cache and the results
-        raise ValueError(
+        raise ConfigError(
             "a base URL must not contain credentials; put the key into DISTALIGN_API_KEY"
         )
     return url
+
+
+def _check_server_option(options: Mapping[str, Any]) -> None:
+    """The ``server`` and ``schema_format`` options name a known kind (see SERVER_KINDS)."""
+    server = options.get("server")
+    if server is not None and server not in SERVER_KINDS:
+        raise ConfigError(
+            f"unknown server kind {server!r} (backend option 'server'); "
+            f"known: {', '.join(SERVER_KINDS)}"
+        )
+    schema_format = options.get("schema_format")
+    if schema_format is not None and schema_format not in ("json_schema", "json_object", "none"):
+        raise ConfigError(
+            f"backend option 'schema_format' is json_schema, json_object or none, "
+            f"not {schema_format!r}"
+        )
 
 
 # ----- replicas ---------------------------------------------------------------------------------
@@ -291,29 +306,33 @@ class OpenAICompatibleBackend(Backend):
         tokens_per_minute: float | None = None,
         timeout: float = 120.0,
         max_retries: int = 5,
+        call_timeout: float = 300.0,
         down_seconds: float = 30.0,
         top_logprobs: int = TOP_LOGPROBS,
         check_server: bool = True,
     ) -> None:
         """``server``: a key of ``SERVER_KINDS``. ``schema_format``: override the kind's JSON
         schema support ("none" turns it off). ``concurrency``: calls in flight per replica.
-        ``timeout``: seconds per HTTP request. ``check_server``: ask each replica for its
-        models now, to fail early on a wrong URL and record the server's id of the model."""
+        ``timeout``: seconds per HTTP request; ``max_retries``: further tries of a transient
+        failure; ``call_timeout``: seconds one call may take in all, retries included.
+        ``check_server``: ask each replica for its models now, to fail early on a wrong URL and
+        record the server's id of the model."""
         if not base_urls:
             raise ValueError("give at least one base URL")
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if timeout <= 0 or call_timeout <= 0 or max_retries < 0:
+            raise ValueError("timeout and call_timeout must be positive, max_retries >= 0")
         self.model = model
         self.urls = list(dict.fromkeys(check_url(url) for url in base_urls))
         self.kind = _server_kind(server, schema_format)
         self.top_logprobs = top_logprobs
         self._key = api_key or ""
-        fail_fast = len(self.urls) > 1  # one server: nowhere else to go, so the SDK retries
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.call_timeout = call_timeout
         self.pool = ReplicaPool(
-            [
-                Replica(url, _client(url, api_key, timeout, max_retries, fail_fast))
-                for url in self.urls
-            ],
+            [Replica(url, _client(url, api_key, timeout)) for url in self.urls],
             limit=concurrency,
             down_seconds=down_seconds,
         )
@@ -427,28 +446,55 @@ class OpenAICompatibleBackend(Backend):
             list[ChatCompletionMessageParam],
             [{"role": m["role"], "content": m["content"]} for m in messages],
         )
+        deadline = time.monotonic() + self.call_timeout
         tried: set[str] = set()
+        failures = 0
         while True:
             with self.pool.use(tried) as replica:
                 try:
                     self._wait_for_rate_limit(chat, params)
                     completion = replica.client.chat.completions.create(
-                        model=self.model, messages=chat, **params
+                        model=self.model,
+                        messages=chat,
+                        timeout=max(0.01, min(self.timeout, deadline - time.monotonic())),
+                        **params,
                     )
                     self.pool.mark_done(replica)
                     return completion
-                except openai.APIConnectionError as error:  # includes timeouts
-                    tried.add(replica.url)
-                    self.pool.mark_down(replica)
-                    if len(tried) == len(self.urls):
-                        raise self._request_error(replica.url, error) from None
-                    log.warning(
-                        "replica %s failed (%s); trying another",
-                        replica.url,
-                        self._redact(str(error)),
-                    )
                 except openai.OpenAIError as error:
-                    raise self._request_error(replica.url, error) from None
+                    failures += 1
+                    wait = self._retry_wait(error, failures, deadline)
+                    if wait is None:
+                        raise self._request_error(replica.url, error, failures) from None
+                    if _unreachable(error):
+                        self.pool.mark_down(replica)
+                    tried.add(replica.url)
+                    if len(tried) < len(self.urls):
+                        wait = 0.0  # an untried replica: go there at once
+                    else:
+                        tried.clear()  # every replica had its turn: back off, then any of them
+                    log.warning(
+                        "try %d on %s failed (%s); retrying in %.1f s",
+                        failures,
+                        replica.url,
+                        self._redact(f"{type(error).__name__}: {error}"),
+                        wait,
+                    )
+            time.sleep(wait)
+
+    def _retry_wait(self, error: Exception, failures: int, deadline: float) -> float | None:
+        """Seconds to wait before the next try, or ``None`` when the call should fail now."""
+        if not _transient(error) or failures > self.max_retries:
+            return None
+        asked = _retry_after(error)
+        if asked is not None and asked > MAX_RETRY_AFTER:
+            return None
+        if asked is None:
+            backoff = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
+            asked = backoff * (1 - BACKOFF_JITTER * random.random())
+        if time.monotonic() + asked >= deadline:
+            return None
+        return asked
 
     def _wait_for_rate_limit(self, chat: Any, params: Mapping[str, Any]) -> None:
         if self._limiter is not None:
@@ -463,9 +509,10 @@ class OpenAICompatibleBackend(Backend):
     def _token_window(self) -> int:
         return max(1, int(self._tokens_per_second))
 
-    def _request_error(self, url: str, error: Exception) -> RequestError:
+    def _request_error(self, url: str, error: Exception, tries: int = 1) -> RequestError:
         # "from None" above: the SDK exception (whose text may quote the key) is not chained
-        return RequestError(self._redact(f"{type(error).__name__} from {url}: {error}"))
+        after = f" (after {tries} tries)" if tries > 1 else ""
+        return RequestError(self._redact(f"{type(error).__name__} from {url}{after}: {error}"))
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "[redacted]") if self._key else text
@@ -496,17 +543,44 @@ class OpenAICompatibleBackend(Backend):
         )
 
 
-def _client(
-    url: str, key: str | None, timeout: float, max_retries: int, fail_fast: bool
-) -> openai.OpenAI:
-    http_client = openai.DefaultHttpxClient(transport=FailFastTransport()) if fail_fast else None
-    return openai.OpenAI(
-        base_url=url,
-        api_key=key or NO_KEY,
-        timeout=timeout,
-        max_retries=max_retries,
-        http_client=http_client,
+def _client(url: str, key: str | None, timeout: float) -> openai.OpenAI:
+    # max_retries=0: the backend retries itself, across replicas and within call_timeout
+    return openai.OpenAI(base_url=url, api_key=key or NO_KEY, timeout=timeout, max_retries=0)
+
+
+def _transient(error: Exception) -> bool:
+    """A failure another try may fix: connection, timeout, 408/409/429 or a server error."""
+    if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
+        return True
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code in RETRY_STATUSES or error.status_code >= 500
+    return False
+
+
+def _unreachable(error: Exception) -> bool:
+    """A refused or dropped connection (not a slow reply): the replica may be down."""
+    return isinstance(error, openai.APIConnectionError) and not isinstance(
+        error, openai.APITimeoutError
     )
+
+
+def _retry_after(error: Exception) -> float | None:
+    """The wait a server asked for (``retry-after-ms`` or ``Retry-After`` in seconds)."""
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue  # an HTTP date: rare for APIs; fall back to the backoff
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
 
 
 _SCHEMA_FORMATS: dict[str, SchemaFormat | None] = {
@@ -571,12 +645,18 @@ def _top_logprobs(completion: ChatCompletion) -> list[tuple[str, float]]:
 def _candidate_probs(
     top: list[tuple[str, float]], candidates: list[str], usage: Usage
 ) -> NextTokenProbs:
-    """Each candidate's mass from the tokens "L" and " L" among the top tokens."""
+    """Each candidate's mass from the tokens "L" and " L" among the top tokens.
+
+    A token the server lists twice counts once (its first entry). A NaN or positive
+    log-probability makes the covered mass NaN, which the Log-p parser records as a failure.
+    """
     variant_of = {text: c for c in candidates for text in (c, " " + c)}
     token_probs: dict[str, float] = {}
     for token, logprob in top:
-        if token in variant_of:
-            token_probs[token] = token_probs.get(token, 0.0) + math.exp(min(logprob, 0.0))
+        if token in variant_of and token not in token_probs:
+            # rounding noise a hair above 0 is probability 1; anything else above 0 is invalid
+            valid = logprob <= _LOGPROB_SLACK  # False for NaN too
+            token_probs[token] = math.exp(min(logprob, 0.0)) if valid else math.nan
     raw = dict.fromkeys(candidates, 0.0)
     for token, prob in token_probs.items():
         raw[variant_of[token]] += prob

@@ -19,8 +19,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from distalign.backends.base import Backend, Capability, Usage
+from distalign.errors import UnknownNameError
 from distalign.parsing import (
     Parsed,
+    check_letter_probs,
     parse_sequence,
     parse_single_letter,
     parse_verbalized,
@@ -37,6 +39,9 @@ class ExpressionMethod(ABC):
     name: str = ""
     needs: tuple[Capability, ...] = ()
     retryable: bool = True  # a malformed output is worth asking again
+    # True: ``parse`` gets ``None`` for a call that failed for good and may still succeed
+    # (one lost sample of 30 does not void a Samples item); False: any lost call voids it.
+    tolerates_lost_calls: bool = False
 
     def __init__(self, n: int = 30) -> None:
         self.n = n
@@ -64,7 +69,8 @@ class ExpressionMethod(ABC):
     def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]: ...
 
     @abstractmethod
-    def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed: ...
+    def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
+        """Read the responses of one attempt (``None`` for a lost call, see above)."""
 
 
 def _generation_seed(seed: int, attempt: int, sample: int = 0) -> int:
@@ -82,11 +88,8 @@ class LogP(ExpressionMethod):
 
     def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
         (response,) = responses
-        mass = float(response["covered_mass"])
-        if mass <= 0:
-            return Parsed.failure("no probability on any option letter", raw_sum=mass)
-        probs = [float(response["probs"][letter]) for letter in prompt.letters]
-        return Parsed.success(probs, f"covered mass {mass:.3f}", raw_sum=mass)
+        # a server's NaN, a repeated token or a mass above 1 is a failure, never a score
+        return check_letter_probs(response["probs"], response["covered_mass"], prompt.letters)
 
 
 class Sequence_(ExpressionMethod):
@@ -137,7 +140,10 @@ class Verbalize(ExpressionMethod):
 class Samples(ExpressionMethod):
     name = "samples"
     needs = (Capability.GENERATE,)
-    retryable = False  # failures are counted per sample; the distribution uses the valid ones
+    # Invalid and lost samples are counted, not redrawn: excluding them already conditions on
+    # a valid answer, and the item fails below the parser's minimum share of valid samples.
+    retryable = False
+    tolerates_lost_calls = True
 
     def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
         return [
@@ -152,7 +158,11 @@ class Samples(ExpressionMethod):
         ]
 
     def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
-        answers = [parse_single_letter(str(r["text"]), prompt.letters) for r in responses]
+        options = prompt.option_texts or None
+        answers = [
+            None if r is None else parse_single_letter(str(r["text"]), prompt.letters, options)
+            for r in responses
+        ]
         return samples_distribution(answers, prompt.letters)
 
 
@@ -167,7 +177,7 @@ def get_method(name: str, n: int = 30) -> ExpressionMethod:
     if name not in _METHODS:
         close = difflib.get_close_matches(name, list(_METHODS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(_METHODS)}.{hint}")
+        raise UnknownNameError(f"unknown method {name!r}; known: {', '.join(_METHODS)}.{hint}")
     return _METHODS[name](n=n)
 
 

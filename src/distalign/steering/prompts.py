@@ -37,6 +37,7 @@ class Prompt:
     order: list[int]  # order[i] = index in Question.options of the option shown as letters[i]
     template_version: int = t.TEMPLATE_VERSION
     examples: list[str] = field(default_factory=list)  # ids of few-shot examples shown
+    option_texts: list[str] = field(default_factory=list)  # option text shown as letters[i]
 
     def to_canonical(self, probs: list[float] | tuple[float, ...]) -> list[float]:
         """Map a distribution over displayed letters onto the question's option order."""
@@ -116,7 +117,13 @@ def build_prompt(
         {"role": "user", "content": "\n\n".join(parts)},
     ]
     letters = letters_for(len(order))
-    return Prompt(messages, letters, order, examples=[e.question.id for e in examples])
+    return Prompt(
+        messages,
+        letters,
+        order,
+        examples=[e.question.id for e in examples],
+        option_texts=[question.options[i] for i in order],
+    )
 
 
 def answer_text(method: str, probs: np.ndarray, n_sequence: int, rng: np.random.Generator) -> str:
