@@ -21,7 +21,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from distalign.runner import RunConfig
 
 DEFAULT_TOP = [("A", -0.4), ("B", -1.6), ("The", -2.5), (" C", -3.0), ("D", -4.0), ("E", -5.0)]
 
@@ -152,3 +155,20 @@ def serving(state: FaultServer) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def run_config(tmp_path: Path, reference_dir: Path, model: str, **overrides: Any) -> RunConfig:
+    """A small run: one group, one question, Log-p, no retries; ``overrides`` on top."""
+    settings: dict[str, Any] = {
+        "models": [model],
+        "datasets": ["opinionqa"],
+        "groups": ["POLPARTY=Democrat"],
+        "steerings": ["persona"],
+        "methods": ["logp"],
+        "questions": 1,
+        "retries": 0,
+        "data_dir": str(reference_dir),
+        "out": str(tmp_path / "run"),
+    }
+    settings.update(overrides)
+    return RunConfig(**settings)

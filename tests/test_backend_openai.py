@@ -33,9 +33,9 @@ from distalign.backends.openai_compat import (
 )
 from distalign.datasets import load_dataset
 from distalign.datasets.reference import main_groups
-from distalign.runner import RunConfig, Runner
+from distalign.runner import Runner
 from distalign.steering import Prompt, build_prompt
-from fault_server import FaultServer, serving
+from fault_server import FaultServer, run_config, serving
 
 MODEL = "smollm2"
 SECRET = "sk-test-SECRET123"
@@ -331,22 +331,6 @@ def test_calls_in_flight_stay_within_the_concurrency(
         list(pool.map(lambda _: backend.generate(MESSAGES, max_tokens=1), range(8)))
     assert len(state.hits) == 8
     assert state.max_in_flight == 2
-
-
-def run_config(tmp_path: Path, reference_dir: Path, model: str, **overrides: Any) -> RunConfig:
-    settings: dict[str, Any] = {
-        "models": [model],
-        "datasets": ["opinionqa"],
-        "groups": ["POLPARTY=Democrat"],
-        "steerings": ["persona"],
-        "methods": ["logp"],
-        "questions": 1,
-        "retries": 0,
-        "data_dir": str(reference_dir),
-        "out": str(tmp_path / "run"),
-    }
-    settings.update(overrides)
-    return RunConfig(**settings)
 
 
 def test_runner_completes_every_call_through_injected_faults(

@@ -22,7 +22,7 @@ from distalign.backends.openai_compat import OpenAICompatibleBackend, RequestErr
 from distalign.cli import app
 from distalign.errors import EXIT_INCOMPLETE
 from distalign.runner import RunConfig, Runner
-from fault_server import FaultServer, serving
+from fault_server import FaultServer, run_config, serving
 
 MESSAGES = [{"role": "user", "content": "Pick A or B."}]
 
@@ -34,20 +34,18 @@ def server() -> Iterator[tuple[FaultServer, str]]:
         yield state, url
 
 
-def config(tmp_path: Path, data: Path | str, model: str, **overrides: Any) -> RunConfig:
-    settings: dict[str, Any] = {
-        "models": [model],
-        "datasets": ["opinionqa"],
-        "groups": ["POLPARTY=Democrat"],
-        "steerings": ["persona"],
-        "methods": ["logp"],
-        "questions": 1,
-        "data_dir": str(data),
-        "out": str(tmp_path / "run"),
-        "backend_options": {"timeout": 5.0},
-    }
-    settings.update(overrides)
-    return RunConfig(**settings)
+# fail fast: no transport retries, one call at a time, so a script of faults maps onto calls
+FAIL_FAST = {"timeout": 5.0, "max_retries": 0, "concurrency": 1}
+
+
+def fail_fast_run(tmp_path: Path, reference_dir: Path, url: str, **overrides: Any) -> RunConfig:
+    return run_config(
+        tmp_path,
+        reference_dir,
+        f"openai-compatible:fake@{url}",
+        backend_options=FAIL_FAST,
+        **overrides,
+    )
 
 
 def posts(state: FaultServer) -> int:
@@ -62,7 +60,7 @@ def test_a_retry_after_an_unreadable_reply_is_sent_and_billed_once(
 ) -> None:
     state, url = server
     state.reply = lambda body: "I am not sure."  # never a distribution
-    run = config(
+    run = run_config(
         tmp_path, reference_dir, f"openai-compatible:fake@{url}", methods=["verbalize"], retries=2
     )
     frame = Runner(run).run()
@@ -84,7 +82,7 @@ def test_tokens_count_each_request_once_when_a_retry_succeeds(
     state, url = server
     replies = iter(["nonsense", '{"A": 1.0}'])
     state.reply = lambda body: next(replies, '{"A": 1.0}')
-    run = config(
+    run = run_config(
         tmp_path, reference_dir, f"openai-compatible:fake@{url}", methods=["verbalize"], retries=2
     )
     row = Runner(run).run().iloc[0]
@@ -111,7 +109,9 @@ def test_two_flaky_replicas_lose_no_call_in_a_run(tmp_path: Path, reference_dir:
     flaky = ["drop", "ok", "ok"] * 20
     first, second = FaultServer(script=list(flaky)), FaultServer(script=list(flaky))
     with serving(first) as url1, serving(second) as url2:
-        run = config(tmp_path, reference_dir, f"openai-compatible:fake@{url1},{url2}", questions=20)
+        run = run_config(
+            tmp_path, reference_dir, f"openai-compatible:fake@{url1},{url2}", questions=20
+        )
         runner = Runner(run)
         frame = runner.run()
     assert runner.stats.calls_failed == 0
@@ -123,13 +123,7 @@ def test_a_run_level_pass_resends_failed_logp_calls(
 ) -> None:
     state, url = server
     state.script = ["500"] * 3
-    run = config(
-        tmp_path,
-        reference_dir,
-        f"openai-compatible:fake@{url}",
-        questions=3,
-        backend_options={"timeout": 5.0, "max_retries": 0, "concurrency": 1},
-    )
+    run = fail_fast_run(tmp_path, reference_dir, url, questions=3)
     runner = Runner(run)
     frame = runner.run()
     # Log-p is never re-asked for a bad reply, but a call that got no reply is resent
@@ -143,15 +137,7 @@ def test_one_lost_sample_does_not_void_a_samples_item(
 ) -> None:
     state, url = server
     state.script = ["500"]
-    run = config(
-        tmp_path,
-        reference_dir,
-        f"openai-compatible:fake@{url}",
-        methods=["samples"],
-        n=10,
-        request_passes=0,
-        backend_options={"timeout": 5.0, "max_retries": 0, "concurrency": 1},
-    )
+    run = fail_fast_run(tmp_path, reference_dir, url, methods=["samples"], n=10, request_passes=0)
     runner = Runner(run)
     row = runner.run().iloc[0]
     assert posts(state) == 10
@@ -166,15 +152,7 @@ def test_samples_with_too_many_lost_calls_are_a_request_failure(
 ) -> None:
     state, url = server
     state.script = ["500"] * 4
-    run = config(
-        tmp_path,
-        reference_dir,
-        f"openai-compatible:fake@{url}",
-        methods=["samples"],
-        n=10,
-        request_passes=0,
-        backend_options={"timeout": 5.0, "max_retries": 0, "concurrency": 1},
-    )
+    run = fail_fast_run(tmp_path, reference_dir, url, methods=["samples"], n=10, request_passes=0)
     row = Runner(run).run().iloc[0]
     assert row["status"] == "request_failure"  # the server's fault, not a parse failure
     assert "4 of 10 calls failed" in row["detail"]
@@ -200,13 +178,7 @@ def test_a_dead_server_ends_the_run_after_a_few_calls(
 ) -> None:
     state, url = server
     state.then = "500"
-    run = config(
-        tmp_path,
-        reference_dir,
-        f"openai-compatible:fake@{url}",
-        questions=20,
-        backend_options={"timeout": 5.0, "max_retries": 0, "concurrency": 1},
-    )
+    run = fail_fast_run(tmp_path, reference_dir, url, questions=20)
     runner = Runner(run)
     frame = runner.run()
     assert posts(state) == 5  # then the backend is taken as down: nothing more is sent
@@ -268,21 +240,21 @@ def ten_option_dataset(path: Path) -> Path:
     return path
 
 
+def ten_option_run(tmp_path: Path, url: str, **overrides: Any) -> RunConfig:
+    """A run on the ten-option dataset (2 questions x 2 groups), N = 5."""
+    data = ten_option_dataset(tmp_path / "ten.csv")
+    model = f"openai-compatible:fake@{url}"
+    overrides = {"datasets": [str(data)], "n": 5, **overrides}
+    return run_config(tmp_path, tmp_path, model, **overrides)
+
+
 @pytest.mark.parametrize("reply", BAD_GENERATIONS[:2])
 def test_a_refusal_on_a_ten_option_question_is_not_answer_i(
     server: tuple[FaultServer, str], tmp_path: Path, reply: str
 ) -> None:
     state, url = server
     state.reply = lambda body: reply
-    data = ten_option_dataset(tmp_path / "ten.csv")
-    run = config(
-        tmp_path,
-        tmp_path,
-        f"openai-compatible:fake@{url}",
-        datasets=[str(data)],
-        methods=["samples"],
-        n=5,
-    )
+    run = ten_option_run(tmp_path, url, methods=["samples"])
     row = Runner(run).run().iloc[0]
     assert row["letters"][-2] == "I"  # the question has an option I
     assert row["status"] == "parse_failure"
@@ -305,19 +277,11 @@ def test_no_reply_of_a_misbehaving_server_is_ever_scored(
     state.reply = lambda body: next(bad)
     tops = iter(BAD_TOPS * 10)
     state.top = lambda body: next(tops)
-    data = ten_option_dataset(tmp_path / "ten.csv")
-    run = config(
-        tmp_path,
-        tmp_path,
-        f"openai-compatible:fake@{url}",
-        datasets=[str(data)],
-        groups=None,
-        questions=None,
-        methods=["logp", "verbalize", "sequence", "samples"],
-        n=5,
-    )
+    methods = ["logp", "verbalize", "sequence", "samples"]
+    run = ten_option_run(tmp_path, url, groups=None, questions=None, methods=methods, retries=2)
     frame = Runner(run).run()
     assert len(frame) == 4 * 2 * 2  # methods x groups x questions
-    assert posts(state) > len(frame)  # retries were sent
+    # Log-p 4, Samples 4 x 5, Verbalize and Sequence 3 attempts each: every retry was sent
+    assert posts(state) == 4 + 20 + 2 * 4 * 3
     assert set(frame["status"]) == {"parse_failure"}, frame[["method", "status", "detail"]]
     assert frame["pred"].isna().all() and frame["tv"].isna().all()
