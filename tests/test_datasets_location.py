@@ -187,5 +187,5 @@ def test_download_corrupt_archive(tmp_path: Path) -> None:
 def test_cli_download_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(location, "ARCHIVE_URL", _closed_port_url())
     result = CliRunner().invoke(data_app, ["download", "--dest", str(tmp_path / "d")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "could not download" in result.output and "--data-dir" in result.output

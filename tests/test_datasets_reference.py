@@ -310,7 +310,7 @@ def test_cli_info(reference_dir: Path) -> None:
     assert "nytimes: 235 questions, 4 groups, 940 (group, question) targets" in result.output
     assert "- D8:" in result.output
     unknown = runner.invoke(data_app, ["info", "nytimess", "--data-dir", str(reference_dir)])
-    assert unknown.exit_code == 1 and "Did you mean 'nytimes'" in unknown.output
+    assert unknown.exit_code == 2 and "Did you mean 'nytimes'" in unknown.output
 
 
 def test_survey_order_fallbacks() -> None:

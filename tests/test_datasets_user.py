@@ -169,5 +169,5 @@ def test_cli_validate(tmp_path: Path) -> None:
     bad_path = tmp_path / "prob_sum.csv"
     shutil.copy(FIXTURES / "prob_sum.csv", bad_path)
     bad = runner.invoke(data_app, ["validate", str(bad_path)])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
     assert "prob_sum.csv, row 2, field 'probability'" in bad.output

@@ -16,6 +16,7 @@ from distalign.datasets import (
     location,
 )
 from distalign.datasets.user import load_user_dataset
+from distalign.errors import EXIT_USAGE
 
 data_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Fetch, inspect and validate datasets."
@@ -23,8 +24,9 @@ data_app = typer.Typer(
 
 
 def _fail(err: Exception) -> typer.Exit:
+    """One line and exit code 2, like every expected error (``distalign.errors``)."""
     typer.echo(f"error: {err}", err=True)
-    return typer.Exit(code=1)
+    return typer.Exit(code=EXIT_USAGE)
 
 
 @data_app.command()
