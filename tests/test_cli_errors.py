@@ -169,7 +169,7 @@ def test_unknown_backend_option_lists_the_valid_ones(tmp_path: Path, reference_d
 def test_unreachable_server_is_one_line(tmp_path: Path, reference_dir: Path) -> None:
     spec = f"openai-compatible:m@http://127.0.0.1:{free_port()}/v1"
     result = runner.invoke(app, run_args(reference_dir, tmp_path / "o", "-m", spec))
-    message = assert_one_line_error(result, "no server for 'm' answered")
+    message = assert_one_line_error(result, "no server for 'm' answered", "start the server")
     assert "\n" not in message
 
 

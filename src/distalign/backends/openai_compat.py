@@ -539,7 +539,8 @@ class OpenAICompatibleBackend(Backend):
                 return self.model
             return ids[0] if len(ids) == 1 else None
         raise BackendUnavailableError(
-            f"no server for {self.model!r} answered: {'; '.join(failures)}"
+            f"no server for {self.model!r} answered ({'; '.join(failures)}): start the server "
+            "or check the URL in the model spec (MODEL@http://HOST:PORT/v1)"
         )
 
 
