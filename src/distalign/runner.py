@@ -115,9 +115,9 @@ class RunStats:
     failures: dict[str, int] = field(default_factory=dict)  # calls failed for good, by reason
 
 
-# After this many calls in a row fail for good, a backend is taken as down and the rest of the
-# run's calls for it are recorded as failures without being sent (at least max_concurrency,
-# so one wave of in-flight calls cannot trip it on its own).
+# After max(GIVE_UP_AFTER, max_concurrency) calls in a row fail for good, a backend is taken
+# as down and the rest of the run's calls for it are recorded as failures without being sent:
+# a hung server then costs about one wave of call_timeouts, not one per call.
 GIVE_UP_AFTER = 5
 
 
