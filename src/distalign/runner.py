@@ -16,7 +16,6 @@ import json
 import platform
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -30,15 +29,24 @@ from distalign.costs import Price, cost, estimate_tokens, load_prices
 from distalign.data import Dataset, Group, Question
 from distalign.datasets import load_dataset
 from distalign.datasets.reference import main_groups
+from distalign.engine import (
+    Call,
+    Engine,
+    ProbsCall,
+    Request,
+    SendStats,
+    make_call_request,
+    sent_requests,
+)
 from distalign.errors import ConfigError, UnknownNameError
-from distalign.methods import ExpressionMethod, execute, get_method
+from distalign.methods import ExpressionMethod, get_method
 from distalign.metrics import score_item
 from distalign.metrics.distance import distribution_problem
 from distalign.parsing import Parsed
 from distalign.parsing._result import join_notes
 from distalign.results import Status, items_frame, save_items
 from distalign.steering import TEMPLATE_VERSION, Prompt, build_prompt
-from distalign.store import ResponseCache, request_key
+from distalign.store import ResponseCache
 
 
 class RunConfig(BaseModel):
@@ -106,19 +114,9 @@ class Item:
 
 
 @dataclass
-class RunStats:
-    calls_total: int = 0  # distinct calls the run needed
-    calls_cached: int = 0  # ... answered from the cache
-    calls_sent: int = 0  # requests that got a reply in this run
+class RunStats(SendStats):
     calls_failed: int = 0  # calls still without a reply when the run ended
     seconds: float = 0.0
-    failures: dict[str, int] = field(default_factory=dict)  # calls failed for good, by reason
-
-
-# After max(GIVE_UP_AFTER, max_concurrency) calls in a row fail for good, a backend is taken
-# as down and the rest of the run's calls for it are recorded as failures without being sent:
-# a hung server then costs about one wave of call_timeouts, not one per call.
-GIVE_UP_AFTER = 5
 
 
 Progress = Callable[[int, int], None]
@@ -185,25 +183,17 @@ def _item(
     return Item(model, dataset, group, question, steering, method, seed, prompt)
 
 
-def _completion_budget(call: dict[str, Any]) -> int:
+def _completion_budget(call: Call) -> int:
     """Upper bound on the completion tokens of one call (what a budget should assume)."""
-    if call["op"] == "probs":
+    if isinstance(call, ProbsCall):
         return 1
-    return int(call.get("max_tokens") or call.get("length") or 256)
+    return int(call.max_tokens or call.length or 256)
 
 
-def call_request(backend: Backend, item: Item, call: dict[str, Any], mode: str) -> dict[str, Any]:
-    """The JSON that identifies one backend call (its hash is the cache key)."""
-    return {
-        "backend": backend.identity.as_dict(),
-        "messages": item.prompt.messages,
-        "call": call,
-        "template_version": TEMPLATE_VERSION,
-        "prompt_mode": mode,
-    }
-
-
-Requests = dict[str, tuple[dict[str, Any], Item, dict[str, Any]]]
+def call_request(backend: Backend, item: Item, call: Call, mode: str) -> Request:
+    """One call of an item as an engine request (its payload's hash is the cache key)."""
+    context = {"template_version": TEMPLATE_VERSION, "prompt_mode": mode}
+    return make_call_request(backend.identity, item.prompt.messages, call, context)
 
 
 def failure_reason(error: str) -> str:
@@ -241,7 +231,6 @@ class Runner:
         self.progress = progress
         self.stats = RunStats()
         self.identities: dict[str, dict[str, Any]] = {}
-        self._given_up = False  # the current backend failed too many calls in a row
 
     def run(self) -> pd.DataFrame:
         start = time.perf_counter()
@@ -258,11 +247,11 @@ class Runner:
     def _run_model(self, model: str, backend: Backend, cache: ResponseCache) -> pd.DataFrame:
         self.identities[model] = backend.identity.as_dict()
         items = list(expand(self.config, model, backend))
-        self._given_up = False
+        engine = Engine(backend, cache, self.stats, self.progress)
         pending = items
         for attempt in range(self.config.retries + 1):
             requests = self._attempt(backend, pending, attempt)
-            self._send_with_passes(backend, requests, cache)
+            engine.send(requests, passes=self.config.request_passes)
             # only unreadable replies get a new attempt; lost calls had their passes
             pending = [
                 i
@@ -270,86 +259,25 @@ class Runner:
                 if i.method.retryable
                 and self._parse(i, cache, len(i.attempts) - 1).status == Status.PARSE_FAILURE
             ]
-            if not pending or self._given_up:
+            if not pending or engine.given_up:
                 break
         self._count_failures(items, cache)
         return items_frame(self._row(item, cache) for item in items)
 
-    def _attempt(self, backend: Backend, items: list[Item], attempt: int) -> Requests:
-        requests: Requests = {}
+    def _attempt(self, backend: Backend, items: list[Item], attempt: int) -> list[Request]:
+        requests: list[Request] = []
         for item in items:
             keys = []
             for call in item.method.calls(item.prompt, item.seed, attempt):
-                if attempt:
-                    # a retry is a new request, sent even to servers without seeds (whose
-                    # identical request would be answered from the cache)
-                    call = {**call, "attempt": attempt}
-                request = call_request(backend, item, call, self.config.prompt_mode)
-                key = request_key(request)
-                keys.append(key)
-                requests.setdefault(key, (request, item, call))
+                # a retry is a new request, sent even to servers without seeds (whose
+                # identical request would be answered from the cache)
+                request = call_request(
+                    backend, item, replace(call, attempt=attempt), self.config.prompt_mode
+                )
+                keys.append(request.key)
+                requests.append(request)
             item.attempts.append(keys)
         return requests
-
-    def _send_with_passes(self, backend: Backend, requests: Requests, cache: ResponseCache) -> None:
-        """Send what the cache lacks, then resend calls that failed, up to ``request_passes``."""
-        missing = cache.missing(requests)
-        self.stats.calls_total += len(requests)
-        self.stats.calls_cached += len(requests) - len(missing)
-        for extra_pass in range(self.config.request_passes + 1):
-            if extra_pass:
-                time.sleep(min(30.0, 2.0**extra_pass))  # let a restarting server come back
-            self._send(backend, requests, missing, cache)
-            missing = cache.missing(missing)
-            if not missing or self._given_up:
-                return
-
-    def _send(
-        self, backend: Backend, requests: Requests, todo_keys: set[str], cache: ResponseCache
-    ) -> None:
-        # Same messages back to back: the backend reuses the KV cache of the shared prefix.
-        todo = sorted(todo_keys, key=lambda k: json.dumps(requests[k][0]["messages"]))
-        give_up_after = max(GIVE_UP_AFTER, backend.max_concurrency)
-        in_a_row = [0]  # calls failed for good since the last success
-
-        def one(key: str) -> tuple[str, dict[str, Any] | None, str | None]:
-            if self._given_up:
-                return key, None, f"not sent: {give_up_after} calls in a row failed"
-            _, item, call = requests[key]
-            try:
-                return key, execute(backend, item.prompt.messages, call), None
-            except Exception as error:  # any failure is recorded with its reason; the run goes on
-                return key, None, f"{type(error).__name__}: {error}"
-
-        def finish(done: int, key: str, response: dict[str, Any] | None, error: str | None) -> None:
-            self._store(cache, requests, key, response, error)
-            in_a_row[0] = 0 if response is not None else in_a_row[0] + 1
-            if in_a_row[0] >= give_up_after:
-                self._given_up = True
-            self._tick(done, len(todo))
-
-        if backend.max_concurrency > 1:
-            with ThreadPoolExecutor(max_workers=backend.max_concurrency) as pool:
-                for done, future in enumerate(as_completed(pool.submit(one, k) for k in todo), 1):
-                    finish(done, *future.result())
-        else:
-            for done, key in enumerate(todo, start=1):
-                finish(done, *one(key))
-
-    def _store(
-        self,
-        cache: ResponseCache,
-        requests: Requests,
-        key: str,
-        response: dict[str, Any] | None,
-        error: str | None,
-    ) -> None:
-        """Commit one finished call right away: a crash after this loses nothing."""
-        if response is None:
-            cache.put_error(key, requests[key][0], error or "unknown error")
-        else:
-            cache.put(key, requests[key][0], response)
-            self.stats.calls_sent += 1
 
     def _count_failures(self, items: list[Item], cache: ResponseCache) -> None:
         """Calls of the final attempts still without a reply, by reason."""
@@ -358,10 +286,6 @@ class Runner:
         for key in lost:
             reason = failure_reason(cache.error(key) or "no response")
             self.stats.failures[reason] = self.stats.failures.get(reason, 0) + 1
-
-    def _tick(self, done: int, total: int) -> None:
-        if self.progress:
-            self.progress(done, total)
 
     def _parse(self, item: Item, cache: ResponseCache, attempt: int) -> Parsed:
         keys = item.attempts[attempt]
@@ -449,23 +373,26 @@ class Runner:
     ) -> Iterator[dict[str, Any]]:
         items = list(expand(self.config, model, backend))
         requests = self._attempt(backend, items, 0)
-        missing = cache.missing(requests)
+        method_of = {key: item.method.name for item in items for key in item.attempts[0]}
+        missing = cache.missing(r.key for r in requests)
+        todo = {r.key: r for r in requests if r.key in missing}
         name = backend.identity.model
         for method in self.config.methods:
-            keys = [k for k, (_, item, _) in requests.items() if item.method.name == method]
-            todo = [k for k in keys if k in missing]
-            prompt = sum(
-                estimate_tokens(json.dumps(requests[k][0]["messages"], ensure_ascii=False))
-                for k in todo
+            keys = {k for k, m in method_of.items() if m == method}
+            sent = [r for r in sent_requests(list(todo.values()), backend) if r[0].key in keys]
+            prompt = sum(estimate_tokens(r.messages_text) for r, _ in sent)
+            completion = sum(
+                _completion_budget(r.call) * calls
+                for r, calls in sent  # n draws, n budgets
             )
-            completion = sum(_completion_budget(requests[k][2]) for k in todo)
             yield {
                 "model": model,
                 "method": method,
                 "items": sum(1 for i in items if i.method.name == method),
                 "calls": len(keys),
-                "cached": len(keys) - len(todo),
-                "to_send": len(todo),
+                "cached": len(keys) - sum(1 for k in keys if k in todo),
+                "to_send": sum(1 for k in keys if k in todo),
+                "requests": len(sent),
                 "est_prompt_tokens": prompt,
                 "est_completion_tokens": completion,
                 "est_cost_usd": cost(name, prompt, completion, self._prices()),

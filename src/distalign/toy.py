@@ -39,7 +39,8 @@ import pandas as pd
 
 from distalign import __version__
 from distalign.backends import Backend, get_backend
-from distalign.methods import execute, get_method
+from distalign.engine import Call, Engine, Request, SendStats, make_call_request
+from distalign.methods import get_method
 from distalign.parsing import (
     Parsed,
     parse_sequence,
@@ -47,7 +48,7 @@ from distalign.parsing import (
     samples_distribution,
 )
 from distalign.steering import Prompt
-from distalign.store import ResponseCache, request_key
+from distalign.store import ResponseCache
 
 TOY_TEMPLATE_VERSION = 1  # bump whenever any prompt text or example below changes
 
@@ -242,10 +243,7 @@ def build_messages(
 
 
 @dataclass
-class ToyStats:
-    calls_total: int = 0
-    calls_cached: int = 0
-    calls_sent: int = 0
+class ToyStats(SendStats):
     calls_failed: int = 0
     seconds: float = 0.0
 
@@ -271,20 +269,13 @@ class ToyResult:
     settings: dict[str, Any]
 
 
-Requests = dict[str, tuple[dict[str, Any], list[dict[str, str]], dict[str, Any]]]
 Progress = Callable[[int, int], None]
 
 
-def toy_request(
-    backend: Backend, messages: list[dict[str, str]], call: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The JSON that identifies one toy call (its hash is the cache key)."""
-    return {
-        "backend": backend.identity.as_dict(),
-        "messages": messages,
-        "call": dict(call),
-        "toy_template_version": TOY_TEMPLATE_VERSION,
-    }
+def toy_request(backend: Backend, messages: list[dict[str, str]], call: Call) -> Request:
+    """One toy call as an engine request (its payload's hash is the cache key)."""
+    context = {"toy_template_version": TOY_TEMPLATE_VERSION}
+    return make_call_request(backend.identity, messages, call, context)
 
 
 def plan(
@@ -293,10 +284,10 @@ def plan(
     methods: Sequence[str],
     repeats: int,
     n: int,
-) -> tuple[list[Cell], Requests]:
-    """Every cell of the grid, and the distinct requests they need."""
+) -> tuple[list[Cell], list[Request]]:
+    """Every cell of the grid, and the requests they need."""
     cells: list[Cell] = []
-    requests: Requests = {}
+    requests: list[Request] = []
     for method_name in methods:
         method = get_method(method_name, n=n)
         method.check(backend)
@@ -309,52 +300,10 @@ def plan(
                 cell = Cell(target, method_name, seed, messages)
                 for call in method.calls(prompt, seed, attempt=0):
                     request = toy_request(backend, messages, call)
-                    key = request_key(request)
-                    cell.keys.append(key)
-                    requests.setdefault(key, (request, messages, call))
+                    cell.keys.append(request.key)
+                    requests.append(request)
                 cells.append(cell)
     return cells, requests
-
-
-def send(
-    backend: Backend,
-    requests: Requests,
-    cache: ResponseCache,
-    stats: ToyStats,
-    progress: Progress | None = None,
-) -> None:
-    """Ask the backend for every request the cache lacks, committing each reply at once."""
-    missing = cache.missing(requests)
-    stats.calls_total += len(requests)
-    stats.calls_cached += len(requests) - len(missing)
-    # Same messages back to back: the backend reuses the KV cache of the shared prefix.
-    todo = sorted(missing, key=lambda k: json.dumps(requests[k][1]))
-    for done, key in enumerate(todo, start=1):
-        request, messages, call = requests[key]
-        try:
-            response = _execute(backend, messages, call)
-        except (ValueError, RuntimeError) as error:  # recorded as a failure; the run goes on
-            cache.put_error(key, request, f"{type(error).__name__}: {error}")
-            stats.calls_failed += 1
-        else:
-            cache.put(key, request, response)
-            stats.calls_sent += 1
-        if progress:
-            progress(done, len(todo))
-
-
-def _execute(
-    backend: Backend, messages: list[dict[str, str]], call: dict[str, Any]
-) -> dict[str, Any]:
-    if call["op"] == "probs":
-        result = backend.next_token_probs(messages, call["candidates"])
-        # Spellings that are not one token (SmolLM2 writes " 1" as two) are not counted.
-        return {
-            "probs": result.probs,
-            "covered_mass": result.covered_mass,
-            "skipped_variants": list(result.skipped_variants),
-        }
-    return execute(backend, messages, call)
 
 
 def run_experiment(
@@ -372,7 +321,8 @@ def run_experiment(
     start = time.perf_counter()
     stats = ToyStats()
     cells, requests = plan(experiment, backend, methods, repeats, n)
-    send(backend, requests, cache, stats, progress)
+    Engine(backend, cache, stats, progress).send(requests)
+    stats.calls_failed = len(cache.missing(requests_keys(requests)))
     parsed = [(cell, parse_cell(experiment, cell, cache, n)) for cell in cells]
     table = summarize(experiment, methods, parsed, cache)
     stats.seconds = time.perf_counter() - start
@@ -385,6 +335,10 @@ def run_experiment(
         backend.identity.as_dict(),
         settings,
     )
+
+
+def requests_keys(requests: Sequence[Request]) -> set[str]:
+    return {r.key for r in requests}
 
 
 def check_settings(methods: Sequence[str], repeats: int, n: int) -> None:

@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -42,6 +42,9 @@ class Capability(StrEnum):
     JSON_SCHEMA = "json_schema"  # generation constrained to a JSON schema
     LETTER_GRAMMAR = "letter_grammar"  # generation constrained to exactly N allowed letters
     SEED = "seed"  # seeded sampling: same seed, same output
+    # one request returns n samples of the same prompt, billed once (OpenAI's and vLLM's n):
+    # the engine then hands a backend the N sample calls of an item together
+    MULTI_SAMPLE = "multi_sample"
 
 
 class UnsupportedMethodError(DistalignError, RuntimeError):
@@ -123,6 +126,22 @@ class GenerationRequest:
     letters: tuple[str, ...] | None
     length: int | None
     stop: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProbsJob:
+    """One prompt of a batched Log-p call: the messages and the candidate strings."""
+
+    messages: Sequence[Message]
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GenerateJob:
+    """One prompt of a batched generate call: the messages and the checked arguments."""
+
+    messages: Sequence[Message]
+    request: GenerationRequest
 
 
 DEFAULT_MAX_TOKENS = 256
@@ -223,6 +242,45 @@ class Backend(ABC):
 
     #: How many calls the runner may have in flight at once (API backends raise this).
     max_concurrency: int = 1
+    #: How many calls the engine hands over in one batch (local batched backends raise this).
+    batch_size: int = 1
+
+    # ----- batches: many prompts in, one result per prompt out, in the same order ------------
+
+    def next_token_probs_many(
+        self, jobs: Sequence[ProbsJob]
+    ) -> Iterator[NextTokenProbs | Exception]:
+        """:meth:`next_token_probs` for many prompts, yielding each result as it is ready.
+
+        A job that fails yields its exception; the others still get their results.
+        """
+        self.require(Capability.LOGPROBS, purpose="next-token probabilities (Log-p)")
+        return self._next_token_probs_many(list(jobs))
+
+    def generate_many(self, jobs: Sequence[GenerateJob]) -> Iterator[Generation | Exception]:
+        """:meth:`generate_detailed` for many prompts, yielding each result as it is ready."""
+        return self._generate_many(list(jobs))
+
+    def _next_token_probs_many(self, jobs: list[ProbsJob]) -> Iterator[NextTokenProbs | Exception]:
+        # The default loops over single calls; batched backends override this.
+        for job in jobs:
+            try:
+                yield self.next_token_probs(job.messages, job.candidates)
+            except Exception as error:  # one failed prompt does not fail the batch
+                yield error
+
+    def _generate_many(self, jobs: list[GenerateJob]) -> Iterator[Generation | Exception]:
+        for job in jobs:
+            try:
+                yield self.generate_job(job)
+            except Exception as error:
+                yield error
+
+    def generate_job(self, job: GenerateJob) -> Generation:
+        """One checked generate call from a job (its arguments were checked when it was made)."""
+        check_messages(job.messages)
+        self.require(*needed_capabilities(job.request), purpose="this generate() call")
+        return self._generate_detailed(job.messages, job.request)
 
     def _next_token_probs(
         self, messages: Sequence[Message], candidates: list[str]

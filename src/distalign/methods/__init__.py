@@ -18,7 +18,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from distalign.backends.base import Backend, Capability, Usage
+from distalign.backends.base import Backend, Capability
+from distalign.engine import Call, GenerateCall, ProbsCall, schema_text
 from distalign.errors import UnknownNameError
 from distalign.parsing import (
     Parsed,
@@ -29,8 +30,6 @@ from distalign.parsing import (
     samples_distribution,
 )
 from distalign.steering import Prompt
-
-Call = dict[str, Any]
 
 
 class ExpressionMethod(ABC):
@@ -61,7 +60,7 @@ class ExpressionMethod(ABC):
 
     def _letters_call(self, prompt: Prompt, length: int) -> dict[str, Any]:
         if Capability.LETTER_GRAMMAR in self.caps:
-            return {"letters": prompt.letters, "length": length}
+            return {"letters": tuple(prompt.letters), "length": length}
         # unconstrained: room for separators and a little stray text, parsed robustly
         return {"max_tokens": 4 * length + 16}
 
@@ -84,7 +83,7 @@ class LogP(ExpressionMethod):
     retryable = False  # deterministic: asking again gives the same probabilities
 
     def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
-        return [{"op": "probs", "candidates": prompt.letters}]
+        return [ProbsCall(tuple(prompt.letters))]
 
     def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
         (response,) = responses
@@ -97,14 +96,7 @@ class Sequence_(ExpressionMethod):
     needs = (Capability.GENERATE,)
 
     def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
-        return [
-            {
-                "op": "generate",
-                "temperature": 1.0,
-                "seed": self._seed(seed, attempt),
-                **self._letters_call(prompt, self.n),
-            }
-        ]
+        return [GenerateCall(seed=self._seed(seed, attempt), **self._letters_call(prompt, self.n))]
 
     def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
         return parse_sequence(str(responses[0]["text"]), prompt.letters, n_expected=self.n)
@@ -121,17 +113,14 @@ class Verbalize(ExpressionMethod):
             "required": list(prompt.letters),
             "additionalProperties": False,
         }
-        call: Call = {
-            "op": "generate",
-            "temperature": 1.0,
-            "seed": self._seed(seed, attempt),
-            "max_tokens": 16 + 12 * len(prompt.letters),
-        }
         if Capability.JSON_SCHEMA in self.caps:
-            call["json_schema"] = schema
-        else:
-            call["max_tokens"] = 256  # prompt-only: leave room for a preamble the parser skips
-        return [call]
+            constraint: dict[str, Any] = {
+                "json_schema": schema_text(schema),
+                "max_tokens": 16 + 12 * len(prompt.letters),
+            }
+        else:  # prompt-only: leave room for a preamble the parser skips
+            constraint = {"max_tokens": 256}
+        return [GenerateCall(seed=self._seed(seed, attempt), **constraint)]
 
     def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
         return parse_verbalized(str(responses[0]["text"]), prompt.letters)
@@ -147,13 +136,11 @@ class Samples(ExpressionMethod):
 
     def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
         return [
-            {
-                "op": "generate",
-                "temperature": 1.0,
-                "seed": self._seed(seed, attempt, sample),
-                "sample": sample,  # 30 samples are 30 cache entries, never one
+            GenerateCall(
+                seed=self._seed(seed, attempt, sample),
+                sample=sample,  # 30 samples are 30 cache entries, never one
                 **self._letters_call(prompt, 1),
-            }
+            )
             for sample in range(self.n)
         ]
 
@@ -187,35 +174,3 @@ def available_methods() -> list[str]:
 
 for _cls in (LogP, Sequence_, Verbalize, Samples):
     register_method(_cls.name, _cls)
-
-
-def execute(backend: Backend, messages: list[dict[str, str]], call: Call) -> dict[str, Any]:
-    """Run one call on a backend and return a JSON-able response (with token usage if known)."""
-    if call["op"] == "probs":
-        result = backend.next_token_probs(messages, call["candidates"])
-        return {
-            "probs": result.probs,
-            "covered_mass": result.covered_mass,
-            **_usage(result.usage),
-        }
-    generation = backend.generate_detailed(
-        messages,
-        temperature=call["temperature"],
-        seed=call["seed"],
-        json_schema=call.get("json_schema"),
-        letters=call.get("letters"),
-        length=call.get("length"),
-        max_tokens=call.get("max_tokens"),
-    )
-    return {"text": generation.texts[0], **_usage(generation.usage)}
-
-
-def _usage(usage: Usage | None) -> dict[str, Any]:
-    if usage is None:
-        return {}
-    return {
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-        }
-    }
