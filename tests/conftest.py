@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The embedded model's Q8_0 copy is made in a folder of this test session, never in ~/.cache
+    # (CLI subprocesses inherit the variable).
+    if not os.environ.get("DISTALIGN_MODEL_CACHE"):
+        os.environ["DISTALIGN_MODEL_CACHE"] = tempfile.mkdtemp(prefix="distalign-models-")
 
 
 @pytest.fixture(scope="session")

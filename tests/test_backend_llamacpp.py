@@ -186,11 +186,40 @@ def test_identity_has_file_fingerprint_and_template_hash(smol: LlamaCppBackend) 
     template = smol.llama.metadata["tokenizer.chat_template"]
     assert identity.fingerprint == f"sha256:{digest}"
     assert identity.chat_template_sha256 == hashlib.sha256(template.encode()).hexdigest()
-    assert identity.quantization == "Q4_1" and identity.chat is True
+    assert identity.quantization == "Q8_0" and identity.chat is True  # the embedded default
     assert identity.size_bytes == smol.path.stat().st_size
     changed = dataclasses.replace(identity, fingerprint="sha256:" + "0" * 64)
     assert changed.cache_key() != identity.cache_key()
     assert BackendIdentity(**identity.as_dict()).cache_key() == identity.cache_key()
+
+
+def test_embedded_q8_copy_is_made_once_and_close_to_the_shipped_weights(
+    smol: LlamaCppBackend,
+) -> None:
+    made = smol.path.stat().st_mtime_ns
+    with get_backend("embedded", n_ctx=512, **THREADS) as again:
+        assert isinstance(again, LlamaCppBackend)
+        assert again.path == smol.path and again.path.stat().st_mtime_ns == made  # reused
+    with get_backend("embedded", quantization="shipped", n_ctx=512, **THREADS) as shipped:
+        assert isinstance(shipped, LlamaCppBackend)
+        assert shipped.identity.quantization == "Q4_1"
+        assert shipped.identity.fingerprint != smol.identity.fingerprint
+        for question in ("Is the sky blue?", "Do you like cats?", "Should taxes rise?"):
+            messages = ask(question)
+            q8 = smol.next_token_probs(messages, ["A", "B", "C", "D"]).probs
+            q4 = shipped.next_token_probs(messages, ["A", "B", "C", "D"]).probs
+            # 8-bit levels resolve the 4-bit ones: the same model up to rounding
+            assert max(abs(q8[k] - q4[k]) for k in q8) < 0.05
+
+
+def test_unwritable_model_cache_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("DISTALIGN_MODEL_CACHE", str(blocked / "models"))
+    with pytest.raises(BackendUnavailableError, match="DISTALIGN_MODEL_CACHE.*shipped"):
+        get_backend("embedded", n_ctx=256, **THREADS)
 
 
 def test_gguf_fingerprint_is_computed_from_the_file(smol: LlamaCppBackend, tmp_path: Path) -> None:

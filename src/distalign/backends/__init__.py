@@ -155,7 +155,11 @@ def backend_options(prefix: str) -> list[str] | None:
     if not isinstance(backend_class, type):
         return None
     parameters = inspect.signature(backend_class).parameters.values()
-    return [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in _NO_OPTION]
+    names = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY]
+    # options the factory itself takes, e.g. the embedded model's ``quantization``
+    own = list(inspect.signature(factory).parameters.values())[1:]
+    names += [p.name for p in own if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return [name for name in dict.fromkeys(names) if name not in _NO_OPTION]
 
 
 _NO_OPTION = frozenset({"api_key"})
