@@ -33,9 +33,10 @@ from distalign.engine import (
     Call,
     Engine,
     ProbsCall,
+    Replies,
     Request,
+    RequestMaker,
     SendStats,
-    make_call_request,
     sent_requests,
 )
 from distalign.errors import ConfigError, UnknownNameError
@@ -190,10 +191,11 @@ def _completion_budget(call: Call) -> int:
     return int(call.max_tokens or call.length or 256)
 
 
-def call_request(backend: Backend, item: Item, call: Call, mode: str) -> Request:
-    """One call of an item as an engine request (its payload's hash is the cache key)."""
-    context = {"template_version": TEMPLATE_VERSION, "prompt_mode": mode}
-    return make_call_request(backend.identity, item.prompt.messages, call, context)
+def request_maker(backend: Backend, mode: str) -> RequestMaker:
+    """Makes a run's engine requests (their payload's hash is the cache key)."""
+    return RequestMaker(
+        backend.identity, {"template_version": TEMPLATE_VERSION, "prompt_mode": mode}
+    )
 
 
 def failure_reason(error: str) -> str:
@@ -217,7 +219,7 @@ def _distinct_keys(item: Item) -> list[str]:
     return list(dict.fromkeys(key for keys in item.attempts for key in keys))
 
 
-def _request_failure(cache: ResponseCache, lost: list[str], total: int) -> Parsed:
+def _request_failure(cache: Replies, lost: list[str], total: int) -> Parsed:
     first = next((e for e in (cache.error(k) for k in lost) if e), "no response")
     detail = f"{len(lost)} of {total} calls failed: {first}" if total > 1 else first
     return Parsed(None, False, Status.REQUEST_FAILURE, detail)
@@ -248,38 +250,39 @@ class Runner:
         self.identities[model] = backend.identity.as_dict()
         items = list(expand(self.config, model, backend))
         engine = Engine(backend, cache, self.stats, self.progress)
+        replies = Replies(cache)
         pending = items
         for attempt in range(self.config.retries + 1):
             requests = self._attempt(backend, pending, attempt)
             engine.send(requests, passes=self.config.request_passes)
+            replies.load(requests)
             # only unreadable replies get a new attempt; lost calls had their passes
             pending = [
                 i
                 for i in pending
                 if i.method.retryable
-                and self._parse(i, cache, len(i.attempts) - 1).status == Status.PARSE_FAILURE
+                and self._parse(i, replies, len(i.attempts) - 1).status == Status.PARSE_FAILURE
             ]
             if not pending or engine.given_up:
                 break
-        self._count_failures(items, cache)
-        return items_frame(self._row(item, cache) for item in items)
+        self._count_failures(items, replies)
+        return items_frame(self._row(item, replies) for item in items)
 
     def _attempt(self, backend: Backend, items: list[Item], attempt: int) -> list[Request]:
         requests: list[Request] = []
+        make = request_maker(backend, self.config.prompt_mode)
         for item in items:
             keys = []
             for call in item.method.calls(item.prompt, item.seed, attempt):
                 # a retry is a new request, sent even to servers without seeds (whose
                 # identical request would be answered from the cache)
-                request = call_request(
-                    backend, item, replace(call, attempt=attempt), self.config.prompt_mode
-                )
+                request = make(item.prompt.messages, replace(call, attempt=attempt))
                 keys.append(request.key)
                 requests.append(request)
             item.attempts.append(keys)
         return requests
 
-    def _count_failures(self, items: list[Item], cache: ResponseCache) -> None:
+    def _count_failures(self, items: list[Item], cache: Replies) -> None:
         """Calls of the final attempts still without a reply, by reason."""
         lost = {key for item in items for key in item.attempts[-1] if cache.get(key) is None}
         self.stats.calls_failed += len(lost)
@@ -287,7 +290,7 @@ class Runner:
             reason = failure_reason(cache.error(key) or "no response")
             self.stats.failures[reason] = self.stats.failures.get(reason, 0) + 1
 
-    def _parse(self, item: Item, cache: ResponseCache, attempt: int) -> Parsed:
+    def _parse(self, item: Item, cache: Replies, attempt: int) -> Parsed:
         keys = item.attempts[attempt]
         responses = [cache.get(key) for key in keys]
         lost = [key for key, response in zip(keys, responses, strict=True) if response is None]
@@ -299,7 +302,7 @@ class Runner:
             return replace(failure, detail=join_notes(failure.detail, parsed.detail))
         return parsed
 
-    def _row(self, item: Item, cache: ResponseCache) -> dict[str, Any]:
+    def _row(self, item: Item, cache: Replies) -> dict[str, Any]:
         parsed = self._parse(item, cache, len(item.attempts) - 1)
         target = item.dataset.target(item.group, item.question.id)
         assert target is not None
@@ -399,7 +402,7 @@ class Runner:
             }
 
     @staticmethod
-    def _usage(item: Item, cache: ResponseCache) -> dict[str, int | None]:
+    def _usage(item: Item, cache: Replies) -> dict[str, int | None]:
         """Tokens over every request the item sent, retries included, each request once."""
         totals: dict[str, int | None] = {"prompt_tokens": None, "completion_tokens": None}
         for key in _distinct_keys(item):

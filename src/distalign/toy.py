@@ -39,7 +39,7 @@ import pandas as pd
 
 from distalign import __version__
 from distalign.backends import Backend, get_backend
-from distalign.engine import Call, Engine, Request, SendStats, make_call_request
+from distalign.engine import Engine, Request, RequestMaker, SendStats
 from distalign.methods import get_method
 from distalign.parsing import (
     Parsed,
@@ -272,10 +272,9 @@ class ToyResult:
 Progress = Callable[[int, int], None]
 
 
-def toy_request(backend: Backend, messages: list[dict[str, str]], call: Call) -> Request:
-    """One toy call as an engine request (its payload's hash is the cache key)."""
-    context = {"toy_template_version": TOY_TEMPLATE_VERSION}
-    return make_call_request(backend.identity, messages, call, context)
+def toy_requests(backend: Backend) -> RequestMaker:
+    """Makes the toy's engine requests (their payload's hash is the cache key)."""
+    return RequestMaker(backend.identity, {"toy_template_version": TOY_TEMPLATE_VERSION})
 
 
 def plan(
@@ -288,6 +287,7 @@ def plan(
     """Every cell of the grid, and the requests they need."""
     cells: list[Cell] = []
     requests: list[Request] = []
+    make = toy_requests(backend)
     for method_name in methods:
         method = get_method(method_name, n=n)
         method.check(backend)
@@ -299,7 +299,7 @@ def plan(
             for seed in seeds:
                 cell = Cell(target, method_name, seed, messages)
                 for call in method.calls(prompt, seed, attempt=0):
-                    request = toy_request(backend, messages, call)
+                    request = make(messages, call)
                     cell.keys.append(request.key)
                     requests.append(request)
                 cells.append(cell)

@@ -9,13 +9,14 @@ new request.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from distalign.backends.base import BackendIdentity, GenerationRequest, make_request
-from distalign.store import request_key
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,58 @@ class Request:
     """One call on one prompt for one backend, and its cache key."""
 
     key: str
-    payload: Mapping[str, Any]  # the JSON whose hash is ``key``; stored with the response
+    payload: str  # the canonical JSON whose hash is ``key``; stored with the response
     messages: Sequence[Mapping[str, str]]
+    messages_text: str  # the messages as canonical JSON: sorts shared prefixes together
     call: Call
 
-    @property
-    def messages_text(self) -> str:
-        return json.dumps(self.payload["messages"], ensure_ascii=False)
+
+class RequestMaker:
+    """Makes the requests of one backend and context, serializing the shared parts once.
+
+    The key is the SHA-256 of ``canonical_json(payload)`` for the payload ``{"backend": identity,
+    "messages": ..., "call": ..., **context}``; the top level is joined from parts serialized
+    separately, which gives the same text (and so the same keys as before) at a fraction of
+    the cost: 120,000 Samples calls share about 15,000 prompts and one identity.
+    """
+
+    def __init__(self, identity: BackendIdentity, context: Mapping[str, Any]) -> None:
+        self._fixed = {"backend": canonical_json(identity.as_dict())}
+        self._fixed.update((k, canonical_json(v)) for k, v in context.items())
+        self._messages: tuple[int, Sequence[Mapping[str, str]], str] | None = None
+
+    def __call__(self, messages: Sequence[Mapping[str, str]], call: Call) -> Request:
+        text = self._messages_json(messages)
+        try:
+            call_text = _call_json(call)
+        except TypeError:  # a call with a list inside is not hashable: serialize it each time
+            call_text = canonical_json(call.as_json())
+        parts = {**self._fixed, "messages": text, "call": call_text}
+        payload = "{" + ",".join(f"{json.dumps(k)}:{parts[k]}" for k in sorted(parts)) + "}"
+        return Request(text_key(payload), payload, messages, text, call)
+
+    def _messages_json(self, messages: Sequence[Mapping[str, str]]) -> str:
+        # an item's calls come one after another with the same messages object
+        if self._messages is not None and self._messages[1] is messages:
+            return self._messages[2]
+        text = canonical_json([dict(m) for m in messages])
+        self._messages = (id(messages), messages, text)
+        return text
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _call_json(call: Call) -> str:
+    # every item asks the same few calls (sample i has the same seed in every item)
+    return canonical_json(call.as_json())
+
+
+def canonical_json(value: Any) -> str:
+    """The JSON text that request keys hash: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def text_key(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def make_call_request(
@@ -113,10 +159,4 @@ def make_call_request(
     context: Mapping[str, Any],
 ) -> Request:
     """The request for ``call`` on ``messages``; ``context`` holds template versions and modes."""
-    payload = {
-        "backend": identity.as_dict(),
-        "messages": [dict(m) for m in messages],
-        "call": call.as_json(),
-        **context,
-    }
-    return Request(request_key(payload), payload, messages, call)
+    return RequestMaker(identity, context)(messages, call)

@@ -150,6 +150,23 @@ class Engine:
             self._in_a_row = 0
 
 
+class Replies:
+    """The cached replies a caller reads, loaded in bulk after each send (not one query each)."""
+
+    def __init__(self, cache: ResponseCache) -> None:
+        self.cache = cache
+        self._found: dict[str, Any] = {}
+
+    def load(self, requests: Sequence[Request]) -> None:
+        self._found.update(self.cache.get_many(r.key for r in requests))
+
+    def get(self, key: str) -> Any | None:
+        return self._found.get(key)
+
+    def error(self, key: str) -> str | None:
+        return self.cache.error(key)
+
+
 def make_batches(requests: list[Request], backend: Backend) -> list[list[Request]]:
     """Batches of one operation and up to ``backend.batch_size`` calls, shared prefixes adjacent.
 

@@ -41,6 +41,7 @@ count the valid and invalid samples, ``raw_sum`` is the valid share of N.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -82,6 +83,23 @@ def parse_single_letter(
     >>> parse_single_letter("I can't answer that.", "ABCDEFGHI") is None
     True
     """
+    try:  # a grid repeats the same few replies to the same options thousands of times
+        key = (text, tuple(letters), None if options is None else tuple(options))
+        return _parse_remembered(*key)
+    except TypeError:  # something unhashable: parse it as it is
+        return _parse_single_letter(text, letters, options)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_remembered(
+    text: str, letters: tuple[str, ...], options: tuple[str, ...] | None
+) -> str | None:
+    return _parse_single_letter(text, letters, options)
+
+
+def _parse_single_letter(
+    text: str, letters: Sequence[str], options: Sequence[str] | None
+) -> str | None:
     wanted = clean_letters(letters)
     if wanted is None or not isinstance(text, str) or len(text) > _MAX_REPLY_CHARS:
         return None

@@ -13,7 +13,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,15 @@ class ResponseCache:
         ).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The successful responses among ``keys``, in one query per 500 keys."""
+        found: dict[str, Any] = {}
+        for part in _chunks(list(set(keys))):
+            marks = ",".join("?" * len(part))
+            query = f"SELECT key, response FROM responses WHERE error IS NULL AND key IN ({marks})"
+            found.update((key, json.loads(text)) for key, text in self._db.execute(query, part))
+        return found
+
     def missing(self, keys: Iterable[str]) -> set[str]:
         """The keys with no successful response yet."""
         wanted = set(keys)
@@ -73,14 +82,14 @@ class ResponseCache:
             )
         return wanted - done
 
-    def put(self, key: str, request: Mapping[str, Any], response: Any) -> None:
+    def put(self, key: str, request: Mapping[str, Any] | str, response: Any) -> None:
         """Store a successful response; committed immediately (autocommit)."""
         self._db.execute(
             "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, NULL, ?)",
             (key, _dump(request), _dump(response), time.time()),
         )
 
-    def put_error(self, key: str, request: Mapping[str, Any], error: str) -> None:
+    def put_error(self, key: str, request: Mapping[str, Any] | str, error: str) -> None:
         """Record a request that failed for good (retried on the next run)."""
         self._db.execute(
             "INSERT OR REPLACE INTO responses VALUES (?, ?, NULL, ?, ?)",
@@ -106,5 +115,13 @@ class ResponseCache:
         self.close()
 
 
+def _chunks(keys: list[str], size: int = 500) -> Iterator[list[str]]:
+    # SQLite limits the number of parameters of one statement
+    for start in range(0, len(keys), size):
+        yield keys[start : start + size]
+
+
 def _dump(value: Any) -> str:
+    if isinstance(value, str):  # already JSON text (the engine's canonical request)
+        return value
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
