@@ -326,3 +326,23 @@ def test_paired_and_gap_use_shared_items_only() -> None:
     expected = (np.mean(per_dataset_v) + 0.1) / np.mean(per_dataset_v) - 1
     assert row["gap"] == pytest.approx(expected)
     assert row["ci_low"] < row["gap"] < row["ci_high"]
+
+
+def test_score_items_equals_score_item_one_by_one() -> None:
+    from distalign.metrics import score_item, score_items
+
+    rng = np.random.default_rng(5)
+    preds, truths, ordinals = [], [], []
+    for k in [2, 3, 4, 4, 5, 3, 2, 6] * 5:
+        preds.append(rng.dirichlet(np.ones(k)).tolist())
+        truths.append(rng.dirichlet(np.ones(k)).tolist())
+        ordinals.append(list(range(k - 1)) + [None] if k > 3 else None)
+    preds[3] = [0.5, 0.5, 0.5, 0.5]  # not a distribution: NaN everywhere
+    truths[4] = [0.5, 0.5]  # a truth over other options: NaN
+    together = score_items(preds, truths, ordinals)
+    for pred, truth, ordinal, scores in zip(preds, truths, ordinals, together, strict=True):
+        alone = score_item(pred, truth, ordinal)
+        assert set(scores) == set(alone) == {"tv", "js", "w1"}
+        for name, value in alone.items():
+            assert scores[name] == pytest.approx(value, abs=1e-12, nan_ok=True)
+    assert np.isnan(together[3]["tv"]) and np.isnan(together[4]["js"])

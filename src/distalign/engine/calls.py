@@ -114,8 +114,11 @@ class RequestMaker:
     """
 
     def __init__(self, identity: BackendIdentity, context: Mapping[str, Any]) -> None:
-        self._fixed = {"backend": canonical_json(identity.as_dict())}
-        self._fixed.update((k, canonical_json(v)) for k, v in context.items())
+        fixed = {"backend": canonical_json(identity.as_dict())}
+        fixed.update((k, canonical_json(v)) for k, v in context.items())
+        names = sorted([*fixed, "messages", "call"])
+        # the payload text between the messages and the call parts, in sorted-key order
+        self._pieces = [(name, json.dumps(name) + ":", fixed.get(name)) for name in names]
         self._messages: tuple[int, Sequence[Mapping[str, str]], str] | None = None
 
     def __call__(self, messages: Sequence[Mapping[str, str]], call: Call) -> Request:
@@ -124,8 +127,9 @@ class RequestMaker:
             call_text = _call_json(call)
         except TypeError:  # a call with a list inside is not hashable: serialize it each time
             call_text = canonical_json(call.as_json())
-        parts = {**self._fixed, "messages": text, "call": call_text}
-        payload = "{" + ",".join(f"{json.dumps(k)}:{parts[k]}" for k in sorted(parts)) + "}"
+        values = {"messages": text, "call": call_text}
+        body = ",".join(label + (value or values[name]) for name, label, value in self._pieces)
+        payload = "{" + body + "}"
         return Request(text_key(payload), payload, messages, text, call)
 
     def _messages_json(self, messages: Sequence[Mapping[str, str]]) -> str:

@@ -71,16 +71,27 @@ class Engine:
         self._in_a_row = 0
         self._give_up_after = max(GIVE_UP_AFTER, backend.max_concurrency)
 
-    def send(self, requests: Sequence[Request], passes: int = 0) -> None:
-        """Send what the cache lacks, then resend calls that failed, up to ``passes`` times."""
+    def send(
+        self, requests: Sequence[Request], passes: int = 0, replies: Replies | None = None
+    ) -> None:
+        """Send what the cache lacks, then resend calls that failed, up to ``passes`` times.
+
+        ``replies``, if given, is loaded with every reply the requests have afterwards.
+        """
         distinct = {r.key: r for r in requests}
-        missing = self.cache.missing(distinct)
+        if replies is None:
+            missing = self.cache.missing(distinct)
+        else:  # one bulk read answers both "what is missing" and "what did they reply"
+            replies.load(requests)
+            missing = {key for key in distinct if replies.get(key) is None}
         self.stats.calls_total += len(distinct)
         self.stats.calls_cached += len(distinct) - len(missing)
         for extra_pass in range(passes + 1):
             if extra_pass:
                 time.sleep(self.pass_wait(extra_pass))  # let a restarting server come back
             self._send_once([distinct[k] for k in missing])
+            if replies is not None:
+                replies.load([distinct[k] for k in missing])
             missing = self.cache.missing(missing)
             if not missing or self.given_up:
                 return

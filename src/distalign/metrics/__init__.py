@@ -9,7 +9,7 @@ from distalign.metrics.distance import (
     total_variation,
     wasserstein_ordinal,
 )
-from distalign.metrics.score import score_item
+from distalign.metrics.score import score_item, score_items
 from distalign.metrics.temperature import crossfit, fit_temperature, scale
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "paired",
     "scale",
     "score_item",
+    "score_items",
     "total_variation",
     "wasserstein_ordinal",
 ]

@@ -31,3 +31,37 @@ def score_item(
         "js": float(jensen_shannon(p, t)),
         "w1": wasserstein_ordinal(p, t, ordinal) if ordinal is not None else float("nan"),
     }
+
+
+def score_items(
+    preds: Sequence[ArrayLike],
+    truths: Sequence[ArrayLike],
+    ordinals: Sequence[Sequence[float | None] | None],
+) -> list[dict[str, Any]]:
+    """:func:`score_item` for many items at once: TV and JS in one array call per option count.
+
+    A grid of 15,000 items scores in a fraction of a second instead of seconds.
+    """
+    scores: list[dict[str, Any]] = [{} for _ in preds]
+    by_width: dict[int, list[int]] = {}
+    for index, pred in enumerate(preds):
+        by_width.setdefault(len(np.atleast_1d(np.asarray(pred))), []).append(index)
+    for indices in by_width.values():
+        p = np.array([np.asarray(preds[i], dtype=np.float64) for i in indices])
+        t = _stack([truths[i] for i in indices], p.shape[-1])
+        tv = np.atleast_1d(total_variation(p, t))
+        js = np.atleast_1d(jensen_shannon(p, t))
+        for row, i in enumerate(indices):
+            scores[i] = {"tv": float(tv[row]), "js": float(js[row])}
+    for i, ordinal in enumerate(ordinals):
+        w1 = float("nan")
+        if ordinal is not None:
+            w1 = wasserstein_ordinal(preds[i], truths[i], ordinal)
+        scores[i]["w1"] = w1
+    return scores
+
+
+def _stack(truths: Sequence[ArrayLike], width: int) -> np.ndarray:
+    rows = [np.asarray(t, dtype=np.float64) for t in truths]
+    # a truth over a different number of options scores NaN, as in score_item
+    return np.array([r if r.shape == (width,) else np.full(width, np.nan) for r in rows])
