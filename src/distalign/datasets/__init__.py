@@ -106,5 +106,5 @@ def _unknown_message(name: str) -> str:
 
 
 def _register_builtins() -> None:
-    # Imported lazily: reference.py imports register_dataset from this package.
+    # Imported lazily: the loaders' modules import register_dataset from this package.
     import distalign.datasets.reference  # noqa: F401

@@ -13,11 +13,13 @@ from distalign.reference.files import (
 )
 from distalign.reference.paper import (
     baseline_items,
-    fit_temperatures,
     paper_baselines,
     paper_gap,
-    paper_items,
     paper_leaderboard,
+)
+from distalign.reference.paper_scoring import (
+    fit_temperatures,
+    paper_items,
     positional_tv,
     rescale_records,
 )

@@ -2,129 +2,72 @@
 
 Each ``*_figure`` function takes a table (an items table or one of :mod:`.tables`' frames) and
 returns a :class:`matplotlib.figure.Figure`; :func:`save` writes it as PNG and SVG and
-:func:`png_base64` gives the PNG for embedding. Figures are built with the object-oriented API
-(``Figure()``, never ``pyplot``), so no global backend or open-figure state is touched and the
-Agg renderer is used whatever backend the caller configured.
+:func:`png_base64` gives the PNG for embedding. The shared style and colours are in
+:mod:`.plotting`, the stereotype diagnostic in :mod:`.stereotype` and the biased-coin figure in
+:mod:`.coin`; their names are re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
-import textwrap
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from distalign.metrics.aggregate import MAIN_STEERINGS, select
-from distalign.reference.files import MODEL_DISPLAY_NAMES
-from distalign.report.tables import (
+from distalign.report.coin import COIN_COLUMNS, coin_columns, coin_figure, read_toy_table
+from distalign.report.diagnostics import (
     calibration_points,
-    display_name,
     expected_calibration_error,
-    models_only,
     reliability_bins,
 )
+from distalign.report.items import display_name, models_only
+from distalign.report.plotting import (
+    METHOD_LABELS,
+    OKABE_ITO,
+    PAPER_MODELS,
+    STYLE,
+    colour,
+    empty_figure,
+    method_label,
+    model_colour,
+    ordered_models,
+    png_base64,
+    save,
+    style,
+)
+from distalign.report.stereotype import Marginals, marginals, stereotype_figure
 from distalign.results import METHODS, STEERINGS, Status
 
-PAPER_MODELS = list(MODEL_DISPLAY_NAMES)
-
-# Okabe & Ito (2008), ordered so the first colours differ most for every colour-vision type;
-# yellow is last because it is faint on white.
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
-STYLE: dict[Any, Any] = {
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "axes.grid.axis": "y",
-    "grid.alpha": 0.3,
-    "axes.prop_cycle": cycler(color=list(OKABE_ITO)),
-    "figure.dpi": 100,
-    "savefig.dpi": 120,
-    "savefig.bbox": "tight",
-    "svg.fonttype": "none",  # text stays text in the SVG (searchable, no embedded glyphs)
-}
-METHOD_LABELS = {
-    "verbalize": "Verbalize",
-    "sequence": "Sequence",
-    "logp": "Log-p",
-    "ts_logp": "TS-Log-p",
-    "samples": "Samples",
-}
-
-
-@contextmanager
-def style() -> Iterator[None]:
-    with mpl.rc_context(STYLE):
-        yield
-
-
-def colour(i: int) -> str:
-    return OKABE_ITO[i % len(OKABE_ITO)]
-
-
-def ordered_models(models: Iterable[Any]) -> list[Any]:
-    """The paper's models in the paper's order, then any other model alphabetically."""
-    present = list(dict.fromkeys(models))
-    paper = [m for m in PAPER_MODELS if m in present]
-    return paper + sorted((m for m in present if m not in PAPER_MODELS), key=str)
-
-
-def model_colour(model: Any, models: Sequence[Any]) -> str:
-    """A model keeps its colour in every figure: paper models by their fixed position, others
-    after them in alphabetical order."""
-    if model in PAPER_MODELS:
-        return colour(PAPER_MODELS.index(model))
-    others = [m for m in ordered_models(models) if m not in PAPER_MODELS]
-    return colour(len(PAPER_MODELS) + others.index(model))
-
-
-def method_label(method: Any) -> str:
-    return METHOD_LABELS.get(str(method), str(method))
-
-
-def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
-    """Write ``name.png`` and ``name.svg`` into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    with style():
-        for path in paths:
-            fig.savefig(path, metadata=_metadata(path.suffix))
-    return paths
-
-
-def _metadata(suffix: str) -> dict[str, Any]:
-    # No creation date, so the same results give byte-identical files.
-    return {"Date": None} if suffix == ".svg" else {"Software": "distalign"}
-
-
-def png_base64(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    with style():
-        fig.savefig(buffer, format="png", metadata=_metadata(".png"))
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _empty(fig: Figure, message: str) -> Figure:
-    ax = fig.add_subplot()
-    ax.axis("off")
-    ax.text(0.5, 0.5, message, ha="center", va="center")
-    return fig
+__all__ = [
+    "COIN_COLUMNS",
+    "METHOD_LABELS",
+    "OKABE_ITO",
+    "PAPER_MODELS",
+    "STYLE",
+    "Marginals",
+    "coin_columns",
+    "coin_figure",
+    "colour",
+    "majority_frame",
+    "majority_scatter",
+    "marginals",
+    "method_figure",
+    "method_label",
+    "model_colour",
+    "ordered_models",
+    "png_base64",
+    "read_toy_table",
+    "reliability_figure",
+    "save",
+    "steering_figure",
+    "stereotype_figure",
+    "style",
+]
 
 
 # --- mean TV per steering per dataset ------------------------------------------------------
@@ -139,7 +82,7 @@ def steering_figure(summary: pd.DataFrame) -> Figure:
     with style():
         fig = Figure(figsize=(7, 3.4), layout="constrained")
         if summary.empty:
-            return _empty(fig, "no steered results")
+            return empty_figure(fig, "no steered results")
         ax = fig.add_subplot()
         datasets = sorted(set(summary["dataset"]))
         steerings = [s for s in STEERINGS if s in set(summary["steering"])]
@@ -174,7 +117,7 @@ def method_figure(board: pd.DataFrame, baselines: pd.DataFrame | None = None) ->
     with style():
         fig = Figure(figsize=(8, 3.8), layout="constrained")
         if board.empty:
-            return _empty(fig, "no model results")
+            return empty_figure(fig, "no model results")
         ax = fig.add_subplot()
         methods = [m for m in METHODS if m in set(board["method"])]
         methods += sorted(set(board["method"]) - set(methods))
@@ -224,7 +167,7 @@ def reliability_figure(items: pd.DataFrame, n_bins: int = 10) -> Figure:
         fig = Figure(figsize=(8, 3.8), layout="constrained")
         panels = [m for m in ("logp", "ts_logp") if (items["method"] == m).any()]
         if not panels:
-            return _empty(fig, "no Log-p results")
+            return empty_figure(fig, "no Log-p results")
         axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         models = ordered_models(items.loc[items["method"].isin(panels), "model"])
         for ax, method in zip(axes, panels, strict=True):
@@ -295,7 +238,7 @@ def majority_scatter(items: pd.DataFrame, columns: int = 3) -> Figure:
     with style():
         fig = Figure(figsize=(2.9 * ncols + 1.6, 2.9 * nrows + 0.3), layout="constrained")
         if points.empty:
-            return _empty(fig, "no scored model items")
+            return empty_figure(fig, "no scored model items")
         grid = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
         models = ordered_models(points["model"])
         for ax, method in zip(grid.flat, methods, strict=False):
@@ -331,189 +274,3 @@ def _scatter_panel(ax: Axes, part: pd.DataFrame, models: list[Any]) -> None:
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
     ax.grid(True, axis="both", alpha=0.3)
-
-
-# --- NYT stereotype diagnostic -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Marginals:
-    letters: list[str]
-    produced: dict[str, np.ndarray]  # group -> mean predicted distribution over its questions
-    true: dict[str, np.ndarray]
-
-
-def marginals(items: pd.DataFrame, groups: Sequence[str]) -> Marginals:
-    """Mean predicted and mean true distribution over questions, per group.
-
-    Only items whose option letters are the dataset's most common letter set are averaged
-    (NYT books all use the same 4-point Likert scale).
-    """
-    ok = items[(items["status"].astype(str) == Status.OK) & items["group"].isin(list(groups))]
-    ok = ok[ok["pred"].notna()]
-    if ok.empty:
-        return Marginals([], {}, {})
-    common = ok["letters"].map(tuple).mode().iloc[0]
-    ok = ok[ok["letters"].map(tuple) == common]
-    produced, true = {}, {}
-    for group in groups:
-        mine = ok[ok["group"] == group]
-        if not mine.empty:
-            produced[group] = np.mean(np.stack(mine["pred"].map(np.asarray).tolist()), axis=0)
-            true[group] = np.mean(np.stack(mine["truth"].map(np.asarray).tolist()), axis=0)
-    return Marginals(list(common), produced, true)
-
-
-def stereotype_figure(
-    items: pd.DataFrame,
-    groups: tuple[str, str] = ("POLPARTY=Democrat", "POLPARTY=Republican"),
-    *,
-    model: str | None = None,
-    method: str = "verbalize",
-    dataset: str = "nytimes",
-    steering: str = "persona",
-    labels: Sequence[str] | None = None,
-) -> Figure:
-    """The marginal Likert distribution each group's persona produces against the true one.
-
-    A model that stereotypes pushes the two groups' produced marginals apart (or together)
-    while their true marginals barely differ. ``model`` defaults to the first model with
-    ``method`` rows for ``dataset``.
-    """
-    part = items[
-        (items["dataset"] == dataset)
-        & (items["method"] == method)
-        & (items["steering"] == steering)
-    ]
-    part = models_only(part)
-    chosen = model if model is not None else (str(part["model"].iloc[0]) if len(part) else "")
-    found = marginals(part[part["model"] == chosen], groups)
-    with style():
-        fig = Figure(figsize=(6.5, 3.4), layout="constrained")
-        if not found.produced:
-            return _empty(fig, f"no {dataset} {steering} {method} items for {', '.join(groups)}")
-        ax = fig.add_subplot()
-        _marginal_bars(ax, found, groups)
-        ticks = (
-            labels if labels is not None and len(labels) == len(found.letters) else found.letters
-        )
-        # Likert labels ("2: Somewhat unlikely") are long: wrap them instead of overlapping.
-        ax.set_xticks(range(len(found.letters)), [textwrap.fill(str(t), 14) for t in ticks])
-        ax.set_xlabel("answer option")
-        ax.set_ylabel("mean probability over questions")
-        ax.set_title(
-            f"Stereotype check: {display_name(chosen)} · {method_label(method)} · "
-            f"{steering} · {dataset}"
-        )
-        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        return fig
-
-
-def _marginal_bars(ax: Axes, found: Marginals, groups: Sequence[str]) -> None:
-    x = np.arange(len(found.letters))
-    width = 0.8 / (2 * len(groups))
-    slot = 0
-    for i, group in enumerate(groups):
-        if group not in found.produced:
-            continue
-        for kind, values, hatch in (
-            ("true", found.true[group], None),
-            ("persona", found.produced[group], "///"),
-        ):
-            offset = (slot - (2 * len(groups) - 1) / 2) * width
-            ax.bar(
-                x + offset,
-                values,
-                width,
-                label=f"{group} ({kind})",
-                color=colour(i) if hatch is None else "white",
-                edgecolor=colour(i),
-                hatch=hatch,
-            )
-            slot += 1
-
-
-# --- biased-coin calibration (``distalign toy``) -------------------------------------------
-
-COIN_COLUMNS = {
-    "stated_p": ("stated_p", "stated", "p", "stated_probability"),
-    "produced_mean": ("produced_mean", "mean", "produced"),
-    "produced_std": ("produced_std", "std", "sd"),
-}
-
-
-def coin_columns(table: pd.DataFrame) -> dict[str, str]:
-    """Map the coin table's own column names onto stated_p / produced_mean / produced_std."""
-    found = {}
-    for wanted, aliases in COIN_COLUMNS.items():
-        match = next((c for c in aliases if c in table.columns), None)
-        if match is None and wanted != "produced_std":
-            raise ValueError(f"the toy table has no {wanted} column (looked for {aliases})")
-        if match is not None:
-            found[wanted] = match
-    return found
-
-
-def coin_figure(table: pd.DataFrame) -> Figure:
-    """Stated vs produced probability per method (± one std), one panel per experiment.
-
-    ``table`` has columns experiment, method, stated (or stated_p), produced_mean and
-    optionally produced_std and outcome, as ``distalign toy`` writes them (one row per target
-    and outcome). A two-outcome experiment (the coin) is plotted as P(first outcome), e.g.
-    P(heads), joined by lines; with more outcomes (the die) every outcome is a point. A
-    calibrated method lies on y = x.
-    """
-    cols = coin_columns(table)
-    experiments = list(dict.fromkeys(table["experiment"])) if "experiment" in table else ["toy"]
-    with style():
-        fig = Figure(figsize=(3.4 * len(experiments) + 1.5, 3.4), layout="constrained")
-        axes = fig.subplots(1, len(experiments), sharey=True, squeeze=False)[0]
-        methods = list(dict.fromkeys(table["method"]))
-        for ax, experiment in zip(axes, experiments, strict=True):
-            mine = table[table["experiment"] == experiment] if "experiment" in table else table
-            mine, title = _first_of_two_outcomes(mine, str(experiment))
-            _coin_panel(ax, mine, methods, cols)
-            ax.set_title(title)
-            ax.set_xlabel("stated probability")
-        axes[0].set_ylabel("produced probability (mean ± sd)")
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, frameon=False, loc="outside right upper")
-        return fig
-
-
-def _first_of_two_outcomes(part: pd.DataFrame, title: str) -> tuple[pd.DataFrame, str]:
-    # P(tails) = 1 - P(heads) adds nothing but a mirrored copy of every point.
-    if "outcome" not in part or part["outcome"].nunique() != 2:
-        return part, title
-    first = part["outcome"].iloc[0]
-    return part[part["outcome"] == first], f"{title}: P({first})"
-
-
-def _coin_panel(ax: Axes, part: pd.DataFrame, methods: list[Any], cols: dict[str, str]) -> None:
-    ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=1, label="calibrated")
-    several = "outcome" in part and part["outcome"].nunique() > 2
-    for i, method in enumerate(methods):
-        mine = part[part["method"] == method].sort_values(cols["stated_p"])
-        std = mine[cols["produced_std"]] if "produced_std" in cols else None
-        ax.errorbar(
-            mine[cols["stated_p"]],
-            mine[cols["produced_mean"]],
-            yerr=std,
-            marker="o",
-            markersize=3,
-            capsize=2,
-            linestyle="none" if several else "-",  # die points share stated values: no line
-            color=colour(i),
-            label=method_label(method),
-        )
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_aspect("equal")
-    ax.grid(True, axis="both", alpha=0.3)
-
-
-def read_toy_table(path: Path) -> pd.DataFrame:
-    """A toy results file (CSV, or JSON records) as a DataFrame."""
-    if path.suffix.lower() == ".json":
-        return pd.read_json(path)
-    return pd.read_csv(path)

@@ -11,37 +11,49 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from distalign import __version__
-from distalign.cli._render import fmt
 from distalign.report import figures as fig
-from distalign.report.tables import (
-    BASELINE,
-    ReportTable,
-    Source,
-    build_tables,
-    display_name,
-    load_items,
-    modes_of,
-    results_folders,
-    write_tables,
+from distalign.report.items import BASELINE, Source, load_items, modes_of, results_folders
+from distalign.report.lookup import DatasetLookup, messages_text
+from distalign.report.tables import ReportTable, build_tables, write_tables
+from distalign.report.views import (
+    MANIFEST_FACTS,
+    MAX_TEXT,
+    sample_views,
+    source_view,
+    table_view,
 )
-from distalign.results import Status, load_manifest
+from distalign.results import load_manifest
+
+__all__ = [
+    "DEFAULT_REFERENCE",
+    "MANIFEST_FACTS",
+    "MAX_TEXT",
+    "STEREOTYPE_GROUPS",
+    "TEMPLATES",
+    "DatasetLookup",
+    "Report",
+    "ReportFigure",
+    "Source",
+    "build_report",
+    "humans_table",
+    "messages_text",
+    "pending_figures",
+    "render",
+    "sample_views",
+]
 
 DEFAULT_REFERENCE = Path("results/reference")  # where `distalign import-reference` writes
 TEMPLATES = Path(__file__).parent / "templates"
-MAX_TEXT = 6000  # characters of one reply or prompt shown; the rest is cut with a note
 STEREOTYPE_GROUPS = ("POLPARTY=Democrat", "POLPARTY=Republican")
 
 
@@ -121,9 +133,9 @@ def build_report(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "version": __version__,
         "n_items": len(items),
-        "sources": [_source_view(s) for s in sources],
-        "headline_tables": [_table_view(t) for t in tables if t.headline],
-        "detail_tables": [_table_view(t) for t in tables if not t.headline],
+        "sources": [source_view(s) for s in sources],
+        "headline_tables": [table_view(t) for t in tables if t.headline],
+        "detail_tables": [table_view(t) for t in tables if not t.headline],
         "figures": figures,
         "samples": sample_views(items, lookup, samples_per_config, seed),
         "assets": str(assets),
@@ -269,245 +281,3 @@ def _render_figure(pending: _Pending, out_dir: Path) -> ReportFigure:
     files = fig.save(pending.figure, out_dir, pending.name)
     png = base64.b64encode(files[0].read_bytes()).decode("ascii")
     return ReportFigure(pending.name, pending.title, pending.caption, png, files)
-
-
-# --- datasets: question texts, option labels, rebuilt prompts -------------------------------
-
-
-class DatasetLookup:
-    """Question texts (and, for runs, rebuilt prompts) from the datasets the results name.
-
-    Best effort: the results table does not store question texts or prompts, so they come from
-    the data folder recorded in each manifest; a folder that is gone leaves them blank.
-    """
-
-    def __init__(self, sources: Iterable[Source]) -> None:
-        self.manifests = {str(s.path): s.manifest for s in sources}
-
-    def question(self, source: str, dataset: str, question_id: str) -> Any | None:
-        data = self.dataset(_data_dir(self.manifests.get(source, {})), dataset)
-        return None if data is None else data.questions.get(question_id)
-
-    def options(self, dataset: str, question_id: str) -> list[str] | None:
-        for manifest in self.manifests.values():
-            data = self.dataset(_data_dir(manifest), dataset)
-            if data is not None and question_id in data.questions:
-                return list(data.questions[question_id].options)
-        return None
-
-    @staticmethod
-    @cache
-    def dataset(data_dir: str | None, name: str) -> Any | None:
-        from distalign.datasets import load_dataset
-
-        if data_dir is None or not Path(data_dir).exists():
-            return None
-        try:
-            return load_dataset(name, data_dir)
-        except (OSError, ValueError, KeyError):
-            return None
-
-    def prompt(self, source: str, row: pd.Series) -> str | None:
-        """The prompt a run sent, rebuilt with the run's settings (runs only)."""
-        manifest = self.manifests.get(source, {})
-        if manifest.get("kind") != "run":
-            return None
-        question = self.question(source, str(row["dataset"]), str(row["question_id"]))
-        dataset = self.dataset(_data_dir(manifest), str(row["dataset"]))
-        if question is None or dataset is None:
-            return None
-        return _rebuild_prompt(manifest, dataset, question, row)
-
-
-def _data_dir(manifest: dict[str, Any]) -> str | None:
-    value = manifest.get("data_dir") or manifest.get("config", {}).get("data_dir")
-    return None if value is None else str(value)
-
-
-def _rebuild_prompt(manifest: dict[str, Any], dataset: Any, question: Any, row: pd.Series) -> str:
-    from distalign.data import Group
-    from distalign.steering import build_prompt
-
-    config = manifest.get("config", {})
-    steering = str(row["steering"])
-    method = "logp" if row["method"] == "ts_logp" else str(row["method"])
-    seed = row.get("seed")
-    prompt = build_prompt(
-        dataset,
-        question,
-        None if steering == "none" else Group.parse(str(row["group"])),
-        steering,  # type: ignore[arg-type]
-        method,
-        mode=config.get("prompt_mode", "standard"),
-        n_sequence=int(config.get("n") or 30),
-        seed=int(seed) if seed is not None and pd.notna(seed) else 0,
-    )
-    return messages_text(prompt.messages)
-
-
-def messages_text(messages: Any) -> str:
-    """Chat messages as plain text, one ``[role]`` block per message."""
-    if isinstance(messages, str):
-        return messages
-    if isinstance(messages, np.ndarray):
-        messages = messages.tolist()
-    if isinstance(messages, list):
-        return "\n\n".join(
-            f"[{m.get('role', '?')}]\n{m.get('content', '')}" if isinstance(m, dict) else str(m)
-            for m in messages
-        )
-    return str(messages)
-
-
-# --- views: plain strings for the template ---------------------------------------------------
-
-
-def _table_view(table: ReportTable) -> dict[str, Any]:
-    frame, columns = table.frame, table.shown
-    numeric = [c in frame and bool(pd.api.types.is_numeric_dtype(frame[c])) for c in columns]
-    rows = [[fmt(row[c]) for c in columns] for _, row in frame.iterrows()]
-    return {
-        "name": table.name,
-        "title": table.title,
-        "note": table.note,
-        "columns": columns,
-        "numeric": numeric,
-        "rows": rows,
-        "collapsed": table.collapsed,
-    }
-
-
-MANIFEST_FACTS = (
-    "kind",
-    "mode",
-    "prompt_mode",
-    "created",
-    "distalign_version",
-    "template_version",
-    "python",
-    "machine",
-    "seed",
-    "seeds",
-    "config_sha256",
-    "data_dir",
-    "source",
-)
-
-
-def _source_view(source: Source) -> dict[str, Any]:
-    manifest = source.manifest
-    facts = [(k, _short(manifest[k])) for k in MANIFEST_FACTS if k in manifest]
-    facts.append(("models", ", ".join(_models(manifest)) or "(see items)"))
-    return {
-        "path": str(source.path),
-        "modes": ", ".join(source.modes),
-        "facts": facts,
-        "json": json.dumps(manifest, indent=2, default=str, sort_keys=True),
-    }
-
-
-def _models(manifest: dict[str, Any]) -> list[str]:
-    identity = manifest.get("model_identity") or {}
-    if isinstance(identity, dict) and "backend" in identity:  # one model (older manifests)
-        identity = {identity.get("model", "?"): identity}
-    names = [
-        f"{name} ({info.get('model', '')}, {info.get('runtime', info.get('backend', ''))})"
-        if isinstance(info, dict)
-        else str(name)
-        for name, info in identity.items()
-    ]
-    configured = manifest.get("config", {}).get("models", [])
-    return names or [str(m) for m in configured]
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= 200 else text[:200] + "…"
-
-
-def sample_views(
-    items: pd.DataFrame, lookup: DatasetLookup, per_config: int, seed: int
-) -> list[dict[str, Any]]:
-    """A few items per (mode, model, method, steering), failures first, seeded."""
-    views = []
-    keys = ["mode", "model", "method", "steering"]
-    models = items[items["model"] != BASELINE]
-    for key, part in models.groupby(keys, sort=True):
-        mode, model, method, steering = (str(k) for k in key)
-        failures = int((part["status"].astype(str) != Status.OK).sum())
-        views.append(
-            {
-                "label": f"{display_name(model)} · {method} · {steering} [{mode}]",
-                "n_items": len(part),
-                "n_failures": failures,
-                "items": [_item_view(r, lookup) for _, r in _pick(part, per_config, seed)],
-            }
-        )
-    return views
-
-
-def _pick(part: pd.DataFrame, k: int, seed: int) -> Iterable[tuple[Any, pd.Series]]:
-    bad = part[part["status"].astype(str) != Status.OK]
-    good = part[part["status"].astype(str) == Status.OK]
-    n_bad = min(len(bad), max(1, k // 3)) if k else 0
-    picked = pd.concat(
-        [
-            bad.sample(n_bad, random_state=seed),
-            good.sample(min(len(good), k - n_bad), random_state=seed),
-        ]
-    )
-    return picked.iterrows()
-
-
-def _item_view(row: pd.Series, lookup: DatasetLookup) -> dict[str, Any]:
-    source = str(row.get("source", ""))
-    question = lookup.question(source, str(row["dataset"]), str(row["question_id"]))
-    text = row.get("question_text") if "question_text" in row else None
-    if text is None and question is not None:
-        text = question.text
-    prompt = row.get("prompt") if "prompt" in row else None
-    rebuilt = prompt is None
-    if rebuilt:
-        prompt = lookup.prompt(source, row)
-    return {
-        "where": f"{row['dataset']} · {row['group']} · {row['question_id']}",
-        "status": str(row["status"]),
-        "tv": fmt(row.get("tv")),
-        "question": _clip(text),
-        "options": _options(row, question),
-        "prompt": _clip(messages_text(prompt) if prompt is not None else None),
-        "prompt_rebuilt": rebuilt and prompt is not None,
-        "raw": _clip(_raw_text(row.get("raw"))),
-        "detail": _clip(row.get("detail")),
-    }
-
-
-def _options(row: pd.Series, question: Any) -> list[tuple[str, str, str, str]]:
-    letters = list(row["letters"]) if row["letters"] is not None else []
-    pred = list(row["pred"]) if row["pred"] is not None else []
-    truth = list(row["truth"]) if row["truth"] is not None else []
-    texts = list(question.options) if question is not None else []
-    return [
-        (
-            letter,
-            texts[i] if i < len(texts) else "",
-            fmt(float(pred[i])) if i < len(pred) else "–",
-            fmt(float(truth[i])) if i < len(truth) else "–",
-        )
-        for i, letter in enumerate(letters)
-    ]
-
-
-def _raw_text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    return value if isinstance(value, str) else json.dumps(value, default=str)
-
-
-def _clip(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value)
-    if len(text) <= MAX_TEXT:
-        return text
-    return text[:MAX_TEXT] + f"\n… [{len(text) - MAX_TEXT} more characters]"

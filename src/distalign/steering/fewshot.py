@@ -14,18 +14,18 @@ fewer than 5 differ, fill up with the same-count candidates whose distribution i
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from distalign.data import Dataset, Group, Question
+from distalign.steering.similarity import N_NEIGHBOURS, neighbours, tfidf_neighbours
+
+__all__ = ["N_CANDIDATES", "N_EXAMPLES", "Example", "select_examples", "tfidf_neighbours"]
 
 N_EXAMPLES = 5
-N_CANDIDATES = 10
+N_CANDIDATES = N_NEIGHBOURS
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,6 @@ def _candidates(dataset: Dataset, question: Question, group: Group) -> list[Exam
     sources = [d for d in (dataset.pool, dataset) if d is not None]
     if ids is None:
         # no similarity lists (user data): offline sentence embeddings, else TF-IDF
-        from distalign.steering.similarity import neighbours
-
         ids = neighbours(dataset, question.id)
     found = []
     for qid in ids:
@@ -72,25 +70,3 @@ def _candidates(dataset: Dataset, question: Question, group: Group) -> list[Exam
                 found.append(Example(source.questions[qid], np.asarray(target.probs)))
                 break
     return found
-
-
-def tfidf_neighbours(dataset: Dataset, question_id: str, k: int = N_CANDIDATES) -> list[str]:
-    """Question ids ranked by TF-IDF cosine similarity of their texts (self excluded)."""
-    ids = list(dataset.questions)
-    docs = [Counter(_words(dataset.questions[q].text)) for q in ids]
-    df = Counter(word for doc in docs for word in doc)
-    vocab = {word: i for i, word in enumerate(df)}
-    matrix = np.zeros((len(ids), len(vocab)))
-    for row, doc in enumerate(docs):
-        for word, count in doc.items():
-            matrix[row, vocab[word]] = count * math.log((1 + len(ids)) / (1 + df[word]))
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    matrix = matrix / np.where(norms > 0, norms, 1.0)
-    me = ids.index(question_id)
-    scores = matrix @ matrix[me]
-    ranked = [ids[i] for i in np.argsort(-scores, kind="stable") if i != me]
-    return ranked[:k]
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())

