@@ -9,6 +9,7 @@ import pytest
 
 from distalign.data import Dataset, Group, Question, Target
 from distalign.datasets import load_dataset
+from distalign.methods import LogP, Sequence_, Verbalize
 from distalign.steering import build_prompt, select_examples, tfidf_neighbours
 
 DEM = Group("POLPARTY", "Democrat")
@@ -29,8 +30,8 @@ def test_standard_mode_keeps_survey_order_and_paper_mode_alphabetical(opinionqa:
             if q.paper_options and q.paper_options != q.options
         )
     )
-    standard = build_prompt(opinionqa, question, DEM, "persona", "logp")
-    paper = build_prompt(opinionqa, question, DEM, "persona", "logp", mode="paper")
+    standard = build_prompt(opinionqa, question, DEM, "persona", LogP())
+    paper = build_prompt(opinionqa, question, DEM, "persona", LogP(), mode="paper")
     text_std, text_paper = standard.messages[-1]["content"], paper.messages[-1]["content"]
     assert f"A. {question.options[0]}" in text_std
     assert question.paper_options is not None
@@ -44,8 +45,8 @@ def test_standard_mode_keeps_survey_order_and_paper_mode_alphabetical(opinionqa:
 
 def test_steering_changes_who_the_prompt_is_about(opinionqa: Dataset) -> None:
     question = next(iter(opinionqa.questions.values()))
-    none = build_prompt(opinionqa, question, DEM, "none", "verbalize")
-    persona = build_prompt(opinionqa, question, DEM, "persona", "verbalize")
+    none = build_prompt(opinionqa, question, DEM, "none", Verbalize())
+    persona = build_prompt(opinionqa, question, DEM, "persona", Verbalize())
     assert "Democrats" not in none.messages[-1]["content"]
     assert "Democrats" in persona.messages[-1]["content"]
     assert persona.messages[-1]["content"].rstrip().endswith("Answer:")
@@ -56,7 +57,7 @@ def test_fewshot_never_shows_the_evaluated_question(opinionqa: Dataset) -> None:
         examples = select_examples(opinionqa, question, DEM)
         assert len(examples) == 5
         assert question.id not in {e.question.id for e in examples}
-        prompt = build_prompt(opinionqa, question, DEM, "fewshot", "sequence", seed=1)
+        prompt = build_prompt(opinionqa, question, DEM, "fewshot", Sequence_(), seed=1)
         assert prompt.examples == [e.question.id for e in examples]
         assert question.id not in prompt.examples
 

@@ -176,7 +176,7 @@ def _item(
         question,
         None if steering == "none" else group,
         steering,  # type: ignore[arg-type]
-        method.name,
+        method,
         mode=config.prompt_mode,
         n_sequence=config.n,
         seed=seed,
@@ -336,7 +336,7 @@ class Runner:
             "raw": first.get("text"),
             "prompt": json.dumps(item.prompt.messages, ensure_ascii=False),
             "detail": join_notes(parsed.detail, f"attempts={len(item.attempts)}"),
-            "covered_mass": parsed.raw_sum if item.method.name == "logp" else None,
+            "covered_mass": parsed.raw_sum if item.method.reports_covered_mass else None,
             "seed": item.seed,
             "prompt_mode": self.config.prompt_mode,
             "calls": len(_distinct_keys(item)),

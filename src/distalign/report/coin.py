@@ -9,7 +9,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from distalign.report.plotting import colour, method_label, style
+from distalign.methods import method_label
+from distalign.report.plotting import colour, style
 
 COIN_COLUMNS = {
     "stated_p": ("stated_p", "stated", "p", "stated_probability"),

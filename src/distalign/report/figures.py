@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from distalign.methods import method_label
 from distalign.metrics.aggregate import MAIN_STEERINGS, select
 from distalign.report.coin import COIN_COLUMNS, coin_columns, coin_figure, read_toy_table
 from distalign.report.diagnostics import (
@@ -27,13 +28,11 @@ from distalign.report.diagnostics import (
 )
 from distalign.report.items import display_name, models_only
 from distalign.report.plotting import (
-    METHOD_LABELS,
     OKABE_ITO,
     PAPER_MODELS,
     STYLE,
     colour,
     empty_figure,
-    method_label,
     model_colour,
     ordered_models,
     png_base64,
@@ -45,7 +44,6 @@ from distalign.results import METHODS, STEERINGS, Status
 
 __all__ = [
     "COIN_COLUMNS",
-    "METHOD_LABELS",
     "OKABE_ITO",
     "PAPER_MODELS",
     "STYLE",

@@ -63,13 +63,20 @@ def _data_dir(manifest: dict[str, Any]) -> str | None:
     return None if value is None else str(value)
 
 
-def _rebuild_prompt(manifest: dict[str, Any], dataset: Any, question: Any, row: pd.Series) -> str:
+def _rebuild_prompt(
+    manifest: dict[str, Any], dataset: Any, question: Any, row: pd.Series
+) -> str | None:
     from distalign.data import Group
+    from distalign.errors import UnknownNameError
+    from distalign.methods import get_method
     from distalign.steering import build_prompt
 
     config = manifest.get("config", {})
     steering = str(row["steering"])
-    method = "logp" if row["method"] == "ts_logp" else str(row["method"])
+    try:
+        method = get_method("logp" if row["method"] == "ts_logp" else str(row["method"]))
+    except UnknownNameError:  # a method registered by the run's own code, not known here
+        return None
     seed = row.get("seed")
     prompt = build_prompt(
         dataset,

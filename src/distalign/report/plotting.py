@@ -41,13 +41,6 @@ STYLE: dict[Any, Any] = {
     "savefig.bbox": "tight",
     "svg.fonttype": "none",  # text stays text in the SVG (searchable, no embedded glyphs)
 }
-METHOD_LABELS = {
-    "verbalize": "Verbalize",
-    "sequence": "Sequence",
-    "logp": "Log-p",
-    "ts_logp": "TS-Log-p",
-    "samples": "Samples",
-}
 
 
 @contextmanager
@@ -74,10 +67,6 @@ def model_colour(model: Any, models: Sequence[Any]) -> str:
         return colour(PAPER_MODELS.index(model))
     others = [m for m in ordered_models(models) if m not in PAPER_MODELS]
     return colour(len(PAPER_MODELS) + others.index(model))
-
-
-def method_label(method: Any) -> str:
-    return METHOD_LABELS.get(str(method), str(method))
 
 
 def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:

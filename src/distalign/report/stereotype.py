@@ -11,8 +11,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from distalign.methods import method_label
 from distalign.report.items import display_name, models_only
-from distalign.report.plotting import colour, empty_figure, method_label, style
+from distalign.report.plotting import colour, empty_figure, style
 from distalign.results import Status
 
 

@@ -1,9 +1,10 @@
-"""Steering: the prompt content (none, persona, few-shot) for each expression method."""
+"""Steering: the prompt content (none, persona, few-shot) around an expression method's wording."""
 
 from distalign.steering.fewshot import Example, select_examples, tfidf_neighbours
 from distalign.steering.prompts import (
     PROMPT_MODES,
     STEERINGS,
+    MethodWording,
     Prompt,
     build_prompt,
     group_phrase,
@@ -15,6 +16,7 @@ __all__ = [
     "STEERINGS",
     "TEMPLATE_VERSION",
     "Example",
+    "MethodWording",
     "Prompt",
     "build_prompt",
     "group_phrase",

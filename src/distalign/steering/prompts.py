@@ -8,15 +8,19 @@ Prompt modes:
 
 Either way the built :class:`Prompt` records how displayed letters map back to the question's
 canonical options, so predictions are always aligned by option, never by position.
+
+Steering supplies the group and the few-shot content; the method supplies its own wording
+(:class:`MethodWording`: an instruction and the format of an example answer). Steering never
+imports methods: a :class:`distalign.methods.ExpressionMethod` is passed in.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from distalign.data import Dataset, Group, Question, letters_for
 from distalign.steering import templates as t
@@ -26,6 +30,22 @@ Steering = Literal["none", "persona", "fewshot"]
 PromptMode = Literal["standard", "paper"]
 STEERINGS: tuple[str, ...] = ("none", "persona", "fewshot")
 PROMPT_MODES: tuple[str, ...] = ("standard", "paper")
+
+
+class MethodWording(Protocol):
+    """What a prompt needs from an expression method (an ``ExpressionMethod`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def instruction(self) -> str:
+        """What to answer and how; ``{n}``: the sequence length, ``{who}``: the group phrase."""
+        ...
+
+    def example_answer(self, probs: NDArray[np.float64], n: int, rng: np.random.Generator) -> str:
+        """An answer in the method's format for a known distribution over A, B, ..."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -85,20 +105,24 @@ def build_prompt(
     question: Question,
     group: Group | None,
     steering: Steering,
-    method: str,
+    method: MethodWording,
     *,
     mode: PromptMode = "standard",
     n_sequence: int = 30,
     seed: int = 0,
 ) -> Prompt:
-    """Messages asking ``method`` of the model for ``group`` under ``steering``."""
+    """Messages asking ``method`` of the model for ``group`` under ``steering``.
+
+    ``method`` is an expression method (``distalign.methods.get_method(name)``); a method
+    name still works for now (see :func:`_wording`).
+    """
     if steering not in STEERINGS:
         raise ValueError(f"steering must be one of {STEERINGS}, got {steering!r}")
     if steering != "none" and group is None:
         raise ValueError(f"{steering} steering needs a group")
     who = group_phrase(group if steering != "none" else None, mode)
     order = displayed_order(question, mode)
-    instruction = t.INSTRUCTIONS[method].format(n=n_sequence, who=who)
+    instruction = method.instruction.format(n=n_sequence, who=who)
     examples: list[Example] = []
     if steering == "fewshot":
         assert group is not None
@@ -126,20 +150,15 @@ def build_prompt(
     )
 
 
-def answer_text(method: str, probs: np.ndarray, n_sequence: int, rng: np.random.Generator) -> str:
-    """An example answer in the method's own format, for a known distribution."""
-    letters = letters_for(len(probs))
+def _example_answer(
+    method: MethodWording, probs: NDArray[np.float64], n_sequence: int, rng: np.random.Generator
+) -> str:
+    """The method's example answer for a distribution, normalized to sum to 1 first."""
     p = np.asarray(probs, dtype=np.float64) / np.sum(probs)
-    if method == "verbalize":
-        return json.dumps(
-            {letter: round(float(v), 2) for letter, v in zip(letters, p, strict=True)}
-        )
-    if method == "sequence":
-        return "".join(rng.choice(letters, size=n_sequence, p=p))
-    return str(rng.choice(letters, p=p))
+    return method.example_answer(p, n_sequence, rng)
 
 
-def _format_examples(method: str, n_sequence: int, seed: int) -> str:
+def _format_examples(method: MethodWording, n_sequence: int, seed: int) -> str:
     """Formatting examples: invented questions with random answers (format only)."""
     rng = np.random.default_rng(seed)
     blocks = []
@@ -147,14 +166,15 @@ def _format_examples(method: str, n_sequence: int, seed: int) -> str:
         probs = rng.dirichlet(np.ones(len(options)))
         question = Question("example", text, tuple(options))
         shown = question_block(question, list(range(len(options))), None)
-        blocks.append(f"{shown}\n{t.ANSWER_CUE} {answer_text(method, probs, n_sequence, rng)}")
+        answer = _example_answer(method, probs, n_sequence, rng)
+        blocks.append(f"{shown}\n{t.ANSWER_CUE} {answer}")
     return "\n\n".join(blocks)
 
 
 def _fewshot_body(
     examples: list[Example],
     who: str,
-    method: str,
+    method: MethodWording,
     n_sequence: int,
     seed: int,
     mode: PromptMode,
@@ -169,6 +189,6 @@ def _fewshot_body(
         )
         context = t.DISTRIBUTION_CONTEXT.format(who=who, shares=shares)
         shown = question_block(example.question, order, who)
-        answer = answer_text(method, probs, n_sequence, rng)
+        answer = _example_answer(method, probs, n_sequence, rng)
         blocks.append(f"{context}\n{shown}\n{t.ANSWER_CUE} {answer}")
     return "\n\n------\n\n".join(blocks)

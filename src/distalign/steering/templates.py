@@ -1,4 +1,7 @@
-"""Every piece of prompt wording distalign uses, in one place.
+"""The prompt wording steering adds around a method's own: intros, turns, cues, group phrases.
+
+What each expression method asks for, and the format of its example answers, lives in the
+method's own file (``distalign/methods/<name>.py``).
 
 ``TEMPLATE_VERSION`` is part of every cache key: change any text here and bump it, so cached
 responses to the old wording are never reused for the new one.
@@ -12,29 +15,6 @@ from __future__ import annotations
 TEMPLATE_VERSION = 1
 
 SYSTEM = "You are a helpful assistant."
-
-# What each expression method asks for. {n} is the sequence length, {who} the group phrase.
-INSTRUCTIONS = {
-    "logp": (
-        "Answer the multiple-choice question below with a single letter: the answer {who} "
-        "would most likely give. Reply with the letter only."
-    ),
-    "samples": (
-        "Answer the multiple-choice question below as one randomly chosen member of {who} "
-        "would. Reply with a single letter only."
-    ),
-    "sequence": (
-        "Simulate {n} independent answers to the multiple-choice question below, as {n} "
-        "randomly chosen members of {who} would give them. Reply with exactly {n} option "
-        "letters and nothing else."
-    ),
-    "verbalize": (
-        "Estimate how {who} would answer the multiple-choice question below: give the share "
-        "of that group choosing each option. Reply only with a JSON object that maps each "
-        'option letter to a probability between 0 and 1, e.g. {{"A": <probability>, ...}}. '
-        "The probabilities must sum to 1. No other text."
-    ),
-}
 
 FORMAT_INTRO = (
     "First, a few examples show the answer format only; their numbers say nothing about the "
