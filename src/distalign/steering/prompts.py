@@ -16,6 +16,7 @@ imports methods: a :class:`distalign.methods.ExpressionMethod` is passed in.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -46,6 +47,8 @@ class MethodWording(Protocol):
     def example_answer(self, probs: NDArray[np.float64], n: int, rng: np.random.Generator) -> str:
         """An answer in the method's format for a known distribution over A, B, ..."""
         ...
+
+    def __hash__(self) -> int: ...  # format examples are remembered per method
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,12 @@ def _example_answer(
     return method.example_answer(p, n_sequence, rng)
 
 
+@functools.lru_cache(maxsize=64)
 def _format_examples(method: MethodWording, n_sequence: int, seed: int) -> str:
-    """Formatting examples: invented questions with random answers (format only)."""
+    """Formatting examples: invented questions with random answers (format only).
+
+    The same for every item of a run's method and seed, so made once (a grid has thousands).
+    """
     rng = np.random.default_rng(seed)
     blocks = []
     for text, options in t.FORMAT_EXAMPLES:
