@@ -170,19 +170,22 @@ def projection(questions: int, work: Path) -> dict[str, Any]:
 
 
 def fill_cache(config: RunConfig) -> int:
-    """Write a plausible reply for every call of the grid (no model is asked)."""
+    """Write a plausible reply for every call of the grid (no model is asked), in one commit."""
     from distalign.store import ResponseCache
 
     runner = Runner(config)
-    with get_backend("embedded") as backend, ResponseCache(config.cache_path()) as cache:
-        items = list(expand(config, "embedded", backend))
-        written = 0
-        for item in items:
+    rows = []
+    with get_backend("embedded") as backend:
+        for item in expand(config, "embedded", backend):
             for call in item.method.calls(item.prompt, item.seed, 0):
-                request = runner_request(runner, backend, item, call)
-                cache.put(request[0], request[1], fake_reply(call, item.prompt.letters))
-                written += 1
-    return written
+                key, payload = runner_request(runner, backend, item, call)
+                text = payload if isinstance(payload, str) else json.dumps(payload)
+                reply = json.dumps(fake_reply(call, item.prompt.letters))
+                rows.append((key, text, reply, None, time.time()))
+    ResponseCache(config.cache_path()).close()  # creates the file with its schema
+    with sqlite3.connect(config.cache_path()) as db:
+        db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", rows)
+    return len(rows)
 
 
 def runner_request(runner: Runner, backend: Any, item: Any, call: Any) -> tuple[str, Any]:
@@ -209,10 +212,10 @@ def fake_reply(call: Any, letters: list[str]) -> dict[str, Any]:
     return {"text": json.dumps({x: 1 / len(letters) for x in letters})}
 
 
-def cached_rerun(work: Path) -> dict[str, Any]:
+def cached_rerun(work: Path, datasets: list[str]) -> dict[str, Any]:
     config = RunConfig(
         models=["embedded"],
-        datasets=list(DATASETS),
+        datasets=datasets,
         steerings=list(STEERINGS),  # type: ignore[arg-type]
         methods=list(METHODS),
         out=str(work / "cached"),
@@ -232,12 +235,13 @@ def main() -> None:
     parser.add_argument("--cached", action="store_true", help="time a cached grid rerun only")
     parser.add_argument("--rates", action="store_true", help="measure engine rates only")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="for --cached")
     args = parser.parse_args()
     result: dict[str, Any] = {"distalign": distalign.__file__}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.cached:
-            result["cached"] = cached_rerun(work)
+            result["cached"] = cached_rerun(work, args.datasets.split(","))
         elif args.rates:
             prompts = rate_prompts()
             result["rates"] = engine_rates(prompts)

@@ -1,0 +1,99 @@
+"""All engine benchmarks side by side, one table of ratios.
+
+    .venv/bin/python benchmarks/run.py --quick [--before PATH/TO/OLD/src]
+
+``--before`` runs the same scripts with ``PYTHONPATH`` set to another checkout's ``src`` (e.g.
+``git worktree add /tmp/old <rev>``), one after the other on this machine, so before and after
+are measured side by side. ``--quick`` (under 10 minutes on 2 cores) uses small samples:
+the projection from 1 question per dataset, the cached rerun over OpinionQA only, 20 Log-p
+items against lm-evaluation-harness. Each script can also be run on its own (see
+benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_script(args: list[str], src: str | None) -> dict[str, Any]:
+    """Run a benchmark script that writes ``--json``; ``src`` replaces distalign's source."""
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        subprocess.run([sys.executable, *args, "--json", str(out)], env=env, check=True)
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
+def grid_hours(result: dict[str, Any]) -> tuple[float, dict[str, int]]:
+    """Projected grid hours from the sampled cells, and the cells' token totals in the grid."""
+    seconds, tokens = 0.0, {"prefill": 0, "decode": 0}
+    for cell in result["cells"]:
+        scale = cell["grid_items"] / max(cell["items"], 1)
+        seconds += cell["seconds"] * scale
+        tokens["prefill"] += int(cell["prefill_tokens"] * scale)
+        tokens["decode"] += int(cell["decode_tokens"] * scale)
+    return seconds / 3600, tokens
+
+
+def limit_hours(tokens: dict[str, int], rates: dict[str, dict[str, float]]) -> float:
+    prefill = max(r["prefill"] for r in rates.values())
+    decode = max(r["decode"] for r in rates.values())
+    return (tokens["prefill"] / prefill + tokens["decode"] / decode) / 3600
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--before", help="another checkout's src folder, run side by side")
+    args = parser.parse_args()
+    versions = {"after": None} if not args.before else {"before": args.before, "after": None}
+    questions = "1" if args.quick else "2"
+    datasets = "opinionqa" if args.quick else "opinionqa,globalvalues,nytimes"
+    rows: list[tuple[str, str, str]] = []
+    rates = run_script([str(HERE / "grid.py"), "--rates"], None)["rates"]
+    for name, rate in rates.items():
+        rows.append(
+            (f"{name} prefill / decode tok/s", "", f"{rate['prefill']:.0f} / {rate['decode']:.0f}")
+        )
+    for version, src in versions.items():
+        cached = run_script([str(HERE / "grid.py"), "--cached", "--datasets", datasets], src)
+        c = cached["cached"]
+        rows.append(
+            (
+                f"cached rerun ({c['items']} items, {c['calls']} calls) s",
+                version,
+                f"{c['seconds']:.1f}",
+            )
+        )
+        projection = run_script([str(HERE / "grid.py"), "--questions", questions], src)
+        hours, tokens = grid_hours(projection)
+        limit = limit_hours(tokens, rates)
+        rows.append(("full grid projected h", version, f"{hours:.2f}"))
+        rows.append(
+            (
+                "full grid / limit of best rates",
+                version,
+                f"{hours / limit:.2f}x (limit {limit:.2f} h)",
+            )
+        )
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    width = max(len(r[0]) for r in rows)
+    for label, version, value in rows:
+        print(f"{label:<{width}}  {version:<6}  {value}")
+
+
+if __name__ == "__main__":
+    main()
