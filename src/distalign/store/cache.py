@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Replies without the requests: a row's response sits behind its request (a few kB of prompt,
+-- in overflow pages), so reading replies from the table walks every prompt. This covering
+-- index lets a cached rerun of 120,000 calls read only the replies.
+CREATE INDEX IF NOT EXISTS replies ON responses (key, response) WHERE error IS NULL;
 """
 
 
@@ -62,7 +66,10 @@ class ResponseCache:
         found: dict[str, Any] = {}
         for part in _chunks(list(set(keys))):
             marks = ",".join("?" * len(part))
-            query = f"SELECT key, response FROM responses WHERE error IS NULL AND key IN ({marks})"
+            query = (
+                "SELECT key, response FROM responses INDEXED BY replies "
+                f"WHERE error IS NULL AND key IN ({marks})"
+            )
             found.update((key, json.loads(text)) for key, text in self._db.execute(query, part))
         return found
 
