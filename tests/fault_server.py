@@ -6,10 +6,16 @@ next transport action from ``script`` (then ``then``):
 * ``"ok"``: a 200 reply; ``"429"`` (Retry-After: 1); ``"500"`` (retry-after-ms: 10, so
   retries are quick); ``"slow"`` (answers after ``slow_seconds``); ``"drop"`` (closes the
   connection without a reply); ``"401-echo"`` (401 quoting the Authorization header back, as a
-  careless server might).
+  careless server might); ``"400-n"`` (400 refusing ``n`` > 1, as OpenAI words it; a request
+  without ``n`` gets a 200); ``"500-n"`` (the same as a 500, worded as some llama.cpp versions
+  do); ``"400"`` (400 for another reason: the prompt is too long).
 
 What a 200 reply says is up to ``reply`` (the text of a generation, from the request body)
 and ``top`` (the ``(token, logprob)`` candidates of a Log-p request). The defaults answer "A".
+A generation request with ``n`` gets n choices (each text from ``reply``), or at most
+``max_choices`` of them: 1 plays a server that drops ``n``, as llama-cpp-python's does. The
+usage counts the prompt once (``prompt_tokens``) and one completion token per choice, and
+``cached_tokens`` of the prompt as read from OpenAI's prompt cache when that is set.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ class FaultServer:
     delay: float = 0.0  # seconds every answer takes
     reply: Callable[[dict[str, Any]], str] = lambda body: "A"
     top: Callable[[dict[str, Any]], list[tuple[str, float]]] = lambda body: DEFAULT_TOP
+    max_choices: int | None = None  # None: as many choices as ``n`` asks for
+    prompt_tokens: int = 50
+    cached_tokens: int | None = None  # reported as usage.prompt_tokens_details.cached_tokens
     hits: list[tuple[float, str]] = field(default_factory=list)  # (time, action) per request
     bodies: list[dict[str, Any]] = field(default_factory=list)  # request bodies, in order
     auth_headers: list[str] = field(default_factory=list)
@@ -75,23 +84,33 @@ class FaultServer:
                     }
                 ]
             }
+            choices = [choice(0, text, logprobs)]
         else:
-            text, logprobs = self.reply(body), None
+            count = int(body.get("n") or 1)
+            if self.max_choices is not None:
+                count = min(count, self.max_choices)
+            choices = [choice(i, self.reply(body), None) for i in range(count)]
+        usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": len(choices)}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if self.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
         return {
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "created": 0,
             "model": "fake",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                    "logprobs": logprobs,
-                }
-            ],
-            "usage": {"prompt_tokens": 50, "completion_tokens": 1, "total_tokens": 51},
+            "choices": choices,
+            "usage": usage,
         }
+
+
+def choice(index: int, text: str, logprobs: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "index": index,
+        "message": {"role": "assistant", "content": text},
+        "finish_reason": "stop",
+        "logprobs": logprobs,
+    }
 
 
 def make_handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
@@ -121,6 +140,20 @@ def make_handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
                 self.reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
             elif action == "500":
                 self.reply(500, {"error": {"message": "boom"}}, {"retry-after-ms": "10"})
+            elif action == "400-n" and int(body.get("n") or 1) > 1:
+                refusal = {
+                    "message": "Invalid 'n': this model supports only n=1.",
+                    "type": "invalid_request_error",
+                    "param": "n",
+                    "code": "invalid_value",
+                }
+                self.reply(400, {"error": refusal})
+            elif action == "500-n" and int(body.get("n") or 1) > 1:
+                refusal = {"code": 500, "message": "Only one completion choice is allowed"}
+                self.reply(500, {"error": {**refusal, "type": "server_error"}})
+            elif action == "400":
+                too_long = {"message": "This model's maximum context length is 8192 tokens."}
+                self.reply(400, {"error": {**too_long, "param": "messages"}})
             elif action == "401-echo":
                 said = self.headers.get("Authorization", "")
                 self.reply(401, {"error": {"message": f"Incorrect API key provided: {said}"}})

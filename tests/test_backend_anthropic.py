@@ -2,11 +2,14 @@
 
 There is no local Anthropic server, so this fake (``http.server`` on 127.0.0.1) is the one place a
 stand-in is right: it checks the wire format the backend sends, usage accounting, the SDK's
-retries and that the key never leaks. The real API is never called.
+retries and that the key never leaks. The real API is never called. Its prompt cache follows
+Anthropic's rules: the prompt up to the last ``cache_control`` block is written on first use and
+read afterwards, if it reaches the model's minimum (tokens counted as characters / 4).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -20,7 +23,8 @@ import pytest
 
 from distalign.backends import BackendUnavailableError, Capability, get_backend
 from distalign.backends.anthropic_backend import AnthropicBackend, RequestError
-from distalign.backends.base import UnsupportedMethodError
+from distalign.backends.base import UnsupportedMethodError, Usage
+from distalign.costs import DEFAULT_PRICES, usage_cost
 from distalign.runner import RunConfig, Runner
 
 SECRET = "sk-ant-test-SECRET123"
@@ -35,6 +39,38 @@ class MessagesServer:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    min_cache_tokens: int = 2048  # claude-3-haiku's minimum cacheable prompt
+    cached: set[str] = field(default_factory=set)  # prompt prefixes in the cache
+
+    def usage(self, body: dict[str, Any]) -> dict[str, int]:
+        """Token counts as Anthropic reports them; an unmarked prompt counts 21 tokens."""
+        text, prefix = prompt_texts(body)
+        if prefix is None:
+            return {"input_tokens": 21, "output_tokens": 2}
+        cacheable = len(prefix) // 4 >= self.min_cache_tokens
+        cached = len(prefix) // 4 if cacheable else 0
+        read = cached if prefix in self.cached else 0
+        if cacheable:
+            self.cached.add(prefix)
+        return {
+            "input_tokens": len(text) // 4 - cached,  # only what follows the cached prefix
+            "output_tokens": 2,
+            "cache_creation_input_tokens": cached - read,
+            "cache_read_input_tokens": read,
+        }
+
+
+def prompt_texts(body: dict[str, Any]) -> tuple[str, str | None]:
+    """The prompt's text, and its text up to the last block marked for the cache (if any)."""
+    text, prefix = "", None
+    parts = [body.get("system", "")] + [m["content"] for m in body["messages"]]
+    for part in parts:
+        for block in [{"text": part}] if isinstance(part, str) else part:
+            text += block["text"]
+            if "cache_control" in block:
+                assert block["cache_control"] == {"type": "ephemeral"}
+                prefix = text
+    return text, prefix
 
 
 def make_handler(state: MessagesServer) -> type[BaseHTTPRequestHandler]:
@@ -56,7 +92,7 @@ def make_handler(state: MessagesServer) -> type[BaseHTTPRequestHandler]:
                 said = sent_key(state.headers[-1])
                 self.reply(401, error("authentication_error", f"invalid key {said}"))
             else:
-                self.reply(200, message(body))
+                self.reply(200, message(body, state.usage(body)))
 
         def reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(body).encode()
@@ -80,7 +116,7 @@ def error(kind: str, text: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": text}}
 
 
-def message(request: dict[str, Any]) -> dict[str, Any]:
+def message(request: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
     return {
         "id": "msg_1",
         "type": "message",
@@ -89,7 +125,7 @@ def message(request: dict[str, Any]) -> dict[str, Any]:
         "content": [{"type": "text", "text": "B"}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": 21, "output_tokens": 2},
+        "usage": usage,
     }
 
 
@@ -104,8 +140,8 @@ def server() -> Iterator[tuple[MessagesServer, str]]:
     httpd.server_close()
 
 
-def backend_at(url: str) -> AnthropicBackend:
-    return AnthropicBackend(MODEL, api_key=SECRET, base_url=url, timeout=5.0)
+def backend_at(url: str, model: str = MODEL, **options: Any) -> AnthropicBackend:
+    return AnthropicBackend(model, api_key=SECRET, base_url=url, timeout=5.0, **options)
 
 
 MESSAGES = [
@@ -199,3 +235,84 @@ def test_the_key_is_required_and_never_repeated(
     assert "invalid key [redacted]" in str(failure.value)
     assert SECRET not in str(failure.value) + identity
     assert failure.value.__cause__ is None and failure.value.__suppress_context__
+
+
+# ----- prompt caching ---------------------------------------------------------------------------
+
+# about 2,600 estimated tokens: above claude-3-haiku's minimum of 2,048
+LONG = "Earlier answers of people like you, for reference. " * 200
+# about 1,300 estimated tokens: above the 1,024 of claude-3-opus, below claude-3-haiku's
+MEDIUM = "Some context. " * 370
+
+
+def long_messages(user: str, system: str = "You answer surveys.") -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": "Answer:"},
+    ]
+
+
+def test_a_long_prompt_is_cached_and_its_cached_tokens_are_counted(
+    server: tuple[MessagesServer, str],
+) -> None:
+    state, url = server
+    with backend_at(url) as backend:
+        result = backend.generate_detailed(long_messages(LONG), max_tokens=1, n=3)
+    first = state.bodies[0]
+    assert state.bodies == [first] * 3  # identical requests: one prefix, cached once
+    assert first["system"] == "You answer surveys."  # too short to be cached by itself
+    assert first["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": LONG, "cache_control": {"type": "ephemeral"}}],
+        },
+        {"role": "assistant", "content": "Answer:"},
+    ]
+    prefix = len("You answer surveys." + LONG) // 4
+    total = len("You answer surveys." + LONG + "Answer:") // 4
+    usage = result.usage
+    assert usage is not None
+    # every prompt token in prompt_tokens; the first request wrote the prefix, two read it
+    assert (usage.prompt_tokens, usage.completion_tokens) == (3 * total, 6)
+    counts = dataclasses.asdict(usage)
+    assert (counts["cache_write_tokens"], counts["cache_read_tokens"]) == (prefix, 2 * prefix)
+    # claude-3-haiku: 0.25 USD per 1M in, cache writes 0.30, reads 0.03, 1.25 out
+    expected = (3 * (total - prefix) * 0.25 + prefix * 0.30 + 2 * prefix * 0.03 + 6 * 1.25) / 1e6
+    assert usage_cost(MODEL, counts) == pytest.approx(expected)
+    uncached = usage_cost(MODEL, {"prompt_tokens": 3 * total, "completion_tokens": 6})
+    assert uncached is not None and usage_cost(MODEL, counts) < 0.5 * uncached
+    assert DEFAULT_PRICES["claude-3-haiku"].cache_read == 0.03
+
+
+def test_a_long_system_prompt_is_cached_by_itself(server: tuple[MessagesServer, str]) -> None:
+    state, url = server
+    with backend_at(url) as backend:
+        backend.generate(long_messages("A or B?", system=LONG), max_tokens=1)
+    body = state.bodies[0]
+    assert body["system"] == [
+        {"type": "text", "text": LONG, "cache_control": {"type": "ephemeral"}}
+    ]
+    assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "marked"),
+    [
+        ("claude-3-opus-20240229", {}, True),  # 1,024 tokens are enough for Opus
+        (MODEL, {}, False),  # claude-3-haiku needs 2,048
+        ("claude-3-opus-20240229", {"prompt_cache": False}, False),
+    ],
+)
+def test_only_prompts_above_the_models_minimum_are_marked(
+    server: tuple[MessagesServer, str], model: str, options: dict[str, Any], marked: bool
+) -> None:
+    state, url = server
+    with backend_at(url, model, **options) as backend:
+        result = backend.generate_detailed(long_messages(MEDIUM), max_tokens=1)
+    content = state.bodies[0]["messages"][0]["content"]
+    assert isinstance(content, list) is marked
+    assert "cache_control" not in json.dumps(state.bodies[0]["system"])
+    if not marked:  # unchanged wire format, and plain usage
+        assert content == MEDIUM
+        assert result.usage == Usage(21, 2)

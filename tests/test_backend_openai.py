@@ -8,6 +8,7 @@ scripted to answer 429s, 500s, slow responses and dropped connections.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -24,15 +25,17 @@ from typing import Any
 import pytest
 
 from distalign.backends import Backend, BackendUnavailableError, Capability, get_backend
-from distalign.backends.base import UnsupportedMethodError
+from distalign.backends.base import UnsupportedMethodError, Usage
 from distalign.backends.llamacpp import smollm2_gguf
 from distalign.backends.openai_compat import (
     OpenAICompatibleBackend,
     RequestError,
     parse_compatible_argument,
 )
+from distalign.costs import usage_cost
 from distalign.datasets import load_dataset
 from distalign.datasets.reference import main_groups
+from distalign.methods import get_method
 from distalign.runner import Runner
 from distalign.steering import Prompt, build_prompt
 from fault_server import FaultServer, run_config, serving
@@ -125,7 +128,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
 
 @pytest.fixture(scope="module")
 def embedded() -> Iterator[Backend]:
-    with get_backend("embedded", n_threads=1, n_threads_batch=1) as backend:
+    # the shipped Q4_1 file, the one the server runs (the embedded default is a Q8_0 copy)
+    with get_backend(
+        "embedded", quantization="shipped", n_threads=1, n_threads_batch=1
+    ) as backend:
         yield backend
 
 
@@ -133,7 +139,7 @@ def opinion_prompts(reference_dir: Path, count: int) -> list[Prompt]:
     dataset = load_dataset("opinionqa", str(reference_dir))
     group = main_groups(dataset)[0]
     questions = list(dataset.questions.values())[:count]
-    return [build_prompt(dataset, q, group, "persona", "logp") for q in questions]
+    return [build_prompt(dataset, q, group, "persona", get_method("logp")) for q in questions]
 
 
 def test_logp_over_a_real_server_agrees_with_the_embedded_backend(
@@ -331,6 +337,24 @@ def test_calls_in_flight_stay_within_the_concurrency(
         list(pool.map(lambda _: backend.generate(MESSAGES, max_tokens=1), range(8)))
     assert len(state.hits) == 8
     assert state.max_in_flight == 2
+
+
+def test_prompt_tokens_read_from_openais_cache_are_counted(
+    fault_server: tuple[FaultServer, str],
+) -> None:
+    state, url = fault_server
+    state.prompt_tokens, state.cached_tokens = 2_000, 1_536
+    with fake_backend(url) as backend:
+        cached = backend.generate_detailed(MESSAGES, max_tokens=1).usage
+        state.cached_tokens = None  # a server that does not say
+        plain = backend.generate_detailed(MESSAGES, max_tokens=1).usage
+    assert plain == Usage(2_000, 1)
+    assert cached is not None and cached.prompt_tokens == 2_000  # cached ones included
+    counts = dataclasses.asdict(cached)
+    assert counts["cache_read_tokens"] == 1_536 and counts["cache_write_tokens"] is None
+    # gpt-4o: 2.50 USD per 1M prompt tokens, 1.25 per 1M cached ones, 10 per 1M out
+    expected = (464 * 2.50 + 1_536 * 1.25 + 1 * 10.00) / 1e6
+    assert usage_cost("gpt-4o", counts) == pytest.approx(expected)
 
 
 def test_runner_completes_every_call_through_injected_faults(

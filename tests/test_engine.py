@@ -196,3 +196,25 @@ def test_a_call_record_is_frozen() -> None:
     call = GenerateCall(seed=1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         call.seed = 2  # type: ignore[misc]
+
+
+def test_one_failed_multi_sample_request_counts_once_towards_giving_up(tmp_path: Path) -> None:
+    class OneRequest(Scripted):
+        def _generate_many(self, jobs: list[GenerateJob]) -> Iterator[Generation | Exception]:
+            self.batches.append(len(jobs))
+            error = RuntimeError("the one request of these samples failed")
+            yield from [error] * len(jobs)  # what a multi-sample backend yields
+
+    caps = frozenset({Capability.GENERATE, Capability.MULTI_SAMPLE})
+    backend = OneRequest(batch_size=1, caps=caps)
+    make = RequestMaker(IDENTITY, CONTEXT)
+    requests = [
+        make(messages(f"q{q}"), GenerateCall(seed=s, sample=s, max_tokens=2))
+        for q in range(3)
+        for s in range(30)
+    ]
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        engine = Engine(backend, cache)
+        engine.send(requests)
+    # three failed requests in a row are fewer than GIVE_UP_AFTER (5): every item was tried
+    assert backend.batches == [30, 30, 30] and not engine.given_up

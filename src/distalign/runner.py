@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distalign import __version__
 from distalign.backends import Backend, get_backend
-from distalign.costs import Price, cost, estimate_tokens, load_prices
+from distalign.costs import Price, cost, estimate_tokens, load_prices, usage_cost
 from distalign.data import Dataset, Group, Question
 from distalign.datasets import load_dataset
 from distalign.datasets.reference import main_groups
@@ -237,6 +237,10 @@ def score_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+# token counts an item records (the cache ones only where a provider's prompt cache was used)
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
 class Runner:
     """Runs a config against one backend, through the cache."""
 
@@ -361,12 +365,9 @@ class Runner:
         return {**row, "pred": pred, "status": Status.OK, "ordinal": item.question.ordinal}
 
     def _cost(self, model: str, usage: dict[str, int | None]) -> float | None:
-        if usage["prompt_tokens"] is None and usage["completion_tokens"] is None:
-            return None
+        """USD for the item's tokens; prompt-cache reads and writes at their own prices."""
         name = str(self.identities.get(model, {}).get("model", model))
-        return cost(
-            name, usage["prompt_tokens"] or 0, usage["completion_tokens"] or 0, self._prices()
-        )
+        return usage_cost(name, usage, self._prices())
 
     def _prices(self) -> dict[str, Price] | None:
         return load_prices(self.config.prices) if self.config.prices else None
@@ -413,7 +414,7 @@ class Runner:
     @staticmethod
     def _usage(item: Item, cache: Replies) -> dict[str, int | None]:
         """Tokens over every request the item sent, retries included, each request once."""
-        totals: dict[str, int | None] = {"prompt_tokens": None, "completion_tokens": None}
+        totals: dict[str, int | None] = dict.fromkeys(USAGE_FIELDS)
         for key in _distinct_keys(item):
             usage = (cache.get(key) or {}).get("usage") or {}
             for name in totals:

@@ -16,7 +16,15 @@ Capabilities: free-text generation only.
   ``extra_body``: the SDK no longer types it, and some recent models refuse it).
 
 System messages go into the ``system`` parameter; a final assistant message is a prefill that
-the model continues, which the API supports natively. ``n`` samples are ``n`` requests.
+the model continues, which the API supports natively. ``n`` samples are ``n`` requests (the API
+has no ``n``).
+
+Prompt caching (``prompt_cache``, on by default): a prompt long enough for the model's minimum
+cacheable length gets ``cache_control`` marks on its long shared part (the system prompt, the
+last user message), so the identical requests of a Samples item and retries read it from
+Anthropic's cache at 0.1x the input price (the first one writes it at 1.25x). The usage
+reports every prompt token in ``prompt_tokens`` and the cached parts separately
+(``_anthropic_cache``; costs in ``distalign.costs``; ``docs/backends.md``).
 
 Retries are the SDK's (``max_retries``): exponential backoff with jitter on connection errors,
 timeouts, 408, 409, 429 and 5xx (529 "overloaded" included), waiting what ``Retry-After`` asks.
@@ -35,6 +43,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from distalign.backends import register_backend
+from distalign.backends._anthropic_cache import mark_cacheable, min_cache_tokens, reply_usage
+from distalign.backends._openai_usage import sum_usage
 from distalign.backends.base import (
     Backend,
     BackendIdentity,
@@ -92,7 +102,9 @@ class AnthropicBackend(Backend):
         requests_per_minute: float | None = None,
         timeout: float = 60.0,
         max_retries: int = 4,
+        prompt_cache: bool = True,
     ) -> None:
+        """``prompt_cache``: mark long prompts for Anthropic's prompt cache (see above)."""
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.model = model
@@ -103,6 +115,8 @@ class AnthropicBackend(Backend):
         self.base_url = str(self.client.base_url).rstrip("/")
         self.max_concurrency = concurrency
         self._limiter = _rate_limiter(requests_per_minute)
+        # the shortest prompt worth marking; None: no marks
+        self._cache_min_tokens = min_cache_tokens(model) if prompt_cache else None
         self._identity = BackendIdentity(
             backend="anthropic",
             model=model,
@@ -133,13 +147,12 @@ class AnthropicBackend(Backend):
     ) -> Generation:
         params = self._params(messages, request)
         texts: list[str] = []
-        prompt_tokens = completion_tokens = 0
+        usages: list[Usage] = []
         for _ in range(request.n):
             reply = self._create(params)
             texts.append("".join(b.text for b in reply.content if b.type == "text"))
-            prompt_tokens += reply.usage.input_tokens
-            completion_tokens += reply.usage.output_tokens
-        return Generation(texts, Usage(prompt_tokens, completion_tokens))
+            usages.append(reply_usage(reply.usage))
+        return Generation(texts, sum_usage(usages))
 
     def _params(self, messages: Sequence[Message], request: GenerationRequest) -> dict[str, Any]:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
@@ -158,6 +171,8 @@ class AnthropicBackend(Backend):
             params["stop_sequences"] = list(request.stop)
         if request.temperature != 1.0:
             params["extra_body"] = {"temperature": request.temperature}
+        if self._cache_min_tokens is not None:
+            mark_cacheable(params, self._cache_min_tokens)
         return params
 
     def _create(self, params: dict[str, Any]) -> Any:

@@ -102,8 +102,10 @@ class NextTokenProbs:
 class Usage:
     """Tokens a call consumed (API backends report them; local ones may leave them None)."""
 
-    prompt_tokens: int | None = None
+    prompt_tokens: int | None = None  # every prompt token, cached ones included
     completion_tokens: int | None = None
+    cache_read_tokens: int | None = None  # part of prompt_tokens read from a prompt cache
+    cache_write_tokens: int | None = None  # part of prompt_tokens written to it
 
 
 @dataclass(frozen=True)

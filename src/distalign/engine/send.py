@@ -48,7 +48,8 @@ class SendStats:
     failures: dict[str, int] = field(default_factory=dict)  # filled by the caller at the end
 
 
-Outcome = tuple[Request, dict[str, Any] | None, str | None]  # request, response, error
+# request, response, error, and whether a failure counts towards giving up on the backend
+Outcome = tuple[Request, dict[str, Any] | None, str | None, bool]
 
 
 class Engine:
@@ -120,11 +121,12 @@ class Engine:
     def _run_batch(self, batch: list[Request]) -> Iterator[Outcome]:
         if self.given_up:
             note = f"not sent: {self._give_up_after} calls in a row failed"
-            yield from ((request, None, note) for request in batch)
+            yield from ((request, None, note, True) for request in batch)
             return
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         results = self._results(batch)
+        previous: object = None
         for request in batch:
             try:
                 result = next(results)
@@ -134,9 +136,12 @@ class Engine:
                 result = error
                 results = iter(())
             if isinstance(result, Exception):
-                yield request, None, f"{type(result).__name__}: {result}"
+                # the samples of one failed multi-sample request share its exception: for
+                # giving up on the backend that is one failed request, not thirty
+                yield request, None, f"{type(result).__name__}: {result}", result is not previous
+                previous = result
             else:
-                yield request, response_json(result), None
+                yield request, response_json(result), None, True
 
     def _results(self, batch: list[Request]) -> Iterator[NextTokenProbs | Generation | Exception]:
         if isinstance(batch[0].call, ProbsCall):
@@ -148,11 +153,13 @@ class Engine:
             jobs.append(GenerateJob(r.messages, r.call.request()))
         return self.backend.generate_many(jobs)
 
-    def _finish(self, request: Request, response: dict[str, Any] | None, error: str | None) -> None:
+    def _finish(
+        self, request: Request, response: dict[str, Any] | None, error: str | None, counts: bool
+    ) -> None:
         """Commit one finished call right away: a crash after this loses nothing."""
         if response is None:
             self.cache.put_error(request.key, request.payload, error or "unknown error")
-            self._in_a_row += 1
+            self._in_a_row += counts
             if self._in_a_row >= self._give_up_after:
                 self.given_up = True
         else:
@@ -245,9 +252,8 @@ def response_json(result: NextTokenProbs | Generation) -> dict[str, Any]:
 def _usage(usage: Usage | None) -> dict[str, Any]:
     if usage is None:
         return {}
-    return {
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-        }
-    }
+    counts = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+    for name in ("cache_read_tokens", "cache_write_tokens"):  # only where a cache was used
+        if getattr(usage, name) is not None:
+            counts[name] = getattr(usage, name)
+    return {"usage": counts}
