@@ -23,17 +23,13 @@ from distalign.backends import (
 from distalign.cli.toy import toy_app
 from distalign.store import ResponseCache
 from distalign.toy import (
-    COIN,
-    DIE,
-    EXPERIMENTS,
-    TOY_METHODS,
     ToyResult,
-    build_messages,
     calibration,
     mean_abs_error,
     parse_responses,
     run_experiment,
 )
+from distalign.toy_experiments import COIN, DIE, EXPERIMENTS, TOY_METHODS, build_messages
 
 SMALL_COIN = dataclasses.replace(
     COIN, targets=tuple(t for t in COIN.targets if t.label in {"p=0.1", "p=0.5", "p=0.9"})
