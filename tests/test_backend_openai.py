@@ -129,9 +129,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
 @pytest.fixture(scope="module")
 def embedded() -> Iterator[Backend]:
     # the shipped Q4_1 file, the one the server runs (the embedded default is a Q8_0 copy)
-    with get_backend(
-        "embedded", quantization="shipped", n_threads=1, n_threads_batch=1
-    ) as backend:
+    with get_backend("embedded", quantization="shipped", n_threads=1, n_threads_batch=1) as backend:
         yield backend
 
 
@@ -216,7 +214,7 @@ def test_replicas_share_the_calls_and_survive_one_stopped_midway(
     llama_server: LlamaServer, tmp_path: Path
 ) -> None:
     second = start_llama_server(tmp_path / "second.log")
-    calls = 12
+    calls = 24  # enough that the stop falls midway even when the second replica starts slowly
     try:
         backend = OpenAICompatibleBackend(
             MODEL, [llama_server.url, second.url], concurrency=1, down_seconds=600
