@@ -15,6 +15,7 @@ import pytest
 from distalign.backends import UnsupportedMethodError, get_backend
 from distalign.data import Group
 from distalign.datasets import load_dataset
+from distalign.methods import get_method
 from distalign.steering import Prompt, build_prompt
 
 torch = pytest.importorskip("torch", reason="needs pip install 'distalign[hf]'")
@@ -48,7 +49,8 @@ def prompts(reference_dir: Path) -> list[Prompt]:
     """Four real Log-p prompts with four options and different lengths."""
     dataset = load_dataset("opinionqa", reference_dir)
     questions = [q for q in dataset.questions.values() if len(q.options) == 4][:2]
-    built = [build_prompt(dataset, q, g, "persona", "logp") for q in questions for g in GROUPS]
+    logp = get_method("logp")
+    built = [build_prompt(dataset, q, g, "persona", logp) for q in questions for g in GROUPS]
     assert len(built) == 4 and all(p.letters == built[0].letters for p in built)
     return built
 
