@@ -7,12 +7,22 @@ engines agree closely but not exactly. The model loads once per module (about 30
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from distalign.backends import UnsupportedMethodError, get_backend
+from distalign.backends._hf_batches import in_order, plan_segments
+from distalign.backends.base import (
+    GenerateJob,
+    Generation,
+    Message,
+    NextTokenProbs,
+    ProbsJob,
+    make_request,
+)
 from distalign.data import Group
 from distalign.datasets import load_dataset
 from distalign.methods import get_method
@@ -49,8 +59,11 @@ def prompts(reference_dir: Path) -> list[Prompt]:
     """Four real Log-p prompts with four options and different lengths."""
     dataset = load_dataset("opinionqa", reference_dir)
     questions = [q for q in dataset.questions.values() if len(q.options) == 4][:2]
-    logp = get_method("logp")
-    built = [build_prompt(dataset, q, g, "persona", logp) for q in questions for g in GROUPS]
+    built = [
+        build_prompt(dataset, q, g, "persona", get_method("logp"))
+        for q in questions
+        for g in GROUPS
+    ]
     assert len(built) == 4 and all(p.letters == built[0].letters for p in built)
     return built
 
@@ -59,7 +72,9 @@ def test_logp_agrees_with_llama_cpp_on_the_same_prompts(
     hf: TransformersBackend, prompts: list[Prompt]
 ) -> None:
     pytest.importorskip("llama_cpp", reason="needs pip install 'distalign[local]'")
-    with get_backend("embedded", n_threads=1, n_threads_batch=1) as llama:
+    # the shipped Q4_1 file, the one transformers dequantizes (not the default Q8_0 copy)
+    shipped = {"quantization": "shipped", "n_threads": 1, "n_threads_batch": 1}
+    with get_backend("embedded", **shipped) as llama:
         for prompt in prompts[:3]:
             assert hf.prompt_ids(prompt.messages) == llama.prompt_ids(prompt.messages)  # type: ignore[attr-defined]
             ours = hf.next_token_probs(prompt.messages, prompt.letters)
@@ -155,3 +170,220 @@ def test_missing_torch_gives_an_import_error_with_the_install_hint(
     monkeypatch.delitem(sys.modules, "distalign.backends.transformers_backend")
     with pytest.raises(ImportError, match=r"pip install 'distalign\[hf\]'"):
         importlib.import_module("distalign.backends.transformers_backend")
+
+
+# ----- batches: prefix reuse and batched generation ------------------------------------------
+
+PREFIX_TOLERANCE = 1e-4  # measured 4.4e-6 on persona, few-shot and plain prompts
+
+
+@pytest.fixture(scope="module")
+def mixed_prompts(reference_dir: Path) -> list[Prompt]:
+    """Real Log-p prompts of every steering, two groups, and 4- and 5-option questions."""
+    dataset = load_dataset("opinionqa", reference_dir)
+    four = [q for q in dataset.questions.values() if len(q.options) == 4][:2]
+    five = [q for q in dataset.questions.values() if len(q.options) == 5][:1]
+    logp = get_method("logp")
+    built = [build_prompt(dataset, q, g, "persona", logp) for q in four + five for g in GROUPS]
+    built += [build_prompt(dataset, q, GROUPS[0], "fewshot", logp) for q in four]
+    built += [build_prompt(dataset, q, None, "none", logp) for q in four]
+    return built
+
+
+class PrefillSpy:
+    """Records the (rows, shared prefix) of every batched forward pass of a real backend."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from distalign.backends._hf_forward import Forward
+
+        self.calls: list[tuple[int, int]] = []
+        real = Forward.prefill
+
+        def prefill(
+            forward: Forward, prompts: list[list[int]], prefix: int, keep_cache: bool
+        ) -> object:
+            self.calls.append((len(prompts), prefix))
+            return real(forward, prompts, prefix, keep_cache)
+
+        monkeypatch.setattr(Forward, "prefill", prefill)
+
+
+def test_prefix_reuse_gives_the_one_at_a_time_probabilities(
+    hf: TransformersBackend, mixed_prompts: list[Prompt], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [ProbsJob(p.messages, tuple(p.letters)) for p in mixed_prompts]
+    single = [hf.next_token_probs(j.messages, j.candidates) for j in jobs]
+    spy = PrefillSpy(monkeypatch)
+    monkeypatch.setattr(hf, "batch_size", 8)
+    many = list(hf.next_token_probs_many(jobs))
+    # the prompts of one steering and group share hundreds of tokens, run once per segment
+    assert max(prefix for _, prefix in spy.calls) > 200
+    assert sum(rows for rows, _ in spy.calls) == len(jobs) and len(spy.calls) < len(jobs)
+    worst = 0.0
+    for one, batched in zip(single, many, strict=True):
+        assert isinstance(batched, NextTokenProbs)
+        assert batched.probs.keys() == one.probs.keys()
+        for token, p in one.token_probs.items():
+            worst = max(worst, abs(batched.token_probs[token] - p))
+        assert batched.covered_mass == pytest.approx(one.covered_mass, abs=PREFIX_TOLERANCE)
+    assert worst <= PREFIX_TOLERANCE
+    print(f"prefix reuse vs one at a time: max |dp| {worst:.1e}")
+
+
+def test_a_batch_of_mixed_jobs_gives_each_job_its_own_result_or_error(
+    hf: TransformersBackend, mixed_prompts: list[Prompt], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    persona = mixed_prompts[0]
+    jobs = [
+        ProbsJob(persona.messages, ("A", "B")),  # candidates differ from the job after
+        ProbsJob(persona.messages, tuple(persona.letters)),
+        ProbsJob(persona.messages, ()),
+        ProbsJob([{"role": "robot", "content": "hi"}], ("A",)),
+        ProbsJob(mixed_prompts[1].messages, ("A", "A")),
+        ProbsJob(mixed_prompts[1].messages, ("A", "C")),
+    ]
+    spy = PrefillSpy(monkeypatch)
+    results = list(hf.next_token_probs_many(jobs))
+    assert [rows for rows, _ in spy.calls] == [2]  # two distinct valid prompts, one pass
+    assert len(results) == len(jobs)
+    for index in (2, 3, 4):
+        assert isinstance(results[index], ValueError)
+    for index in (0, 1, 5):
+        result, job = results[index], jobs[index]
+        assert isinstance(result, NextTokenProbs)
+        assert tuple(result.probs) == job.candidates
+        alone = hf.next_token_probs(job.messages, job.candidates)
+        assert result.probs == pytest.approx(alone.probs, abs=PREFIX_TOLERANCE)
+
+
+def _job(messages: Sequence[Message], **arguments: Any) -> GenerateJob:
+    request = make_request(
+        arguments.get("max_tokens"),
+        arguments.get("temperature", 1.0),
+        arguments.get("seed"),
+        arguments.get("n", 1),
+        None,
+        arguments.get("letters"),
+        arguments.get("length"),
+        arguments.get("stop"),
+    )
+    return GenerateJob(messages, request)
+
+
+def test_a_seeded_job_draws_the_same_alone_and_in_a_batch(
+    hf: TransformersBackend, mixed_prompts: list[Prompt], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = PrefillSpy(monkeypatch)
+    # four different prompts (persona for two groups, plain), as the engine would batch them
+    messages = [mixed_prompts[i].messages for i in (0, 3, 8, 9)]
+    letters = ("A", "B", "C", "D")
+    for seed in (0, 1, 2):
+        jobs = [
+            _job(m, letters=letters, length=8, seed=seed + 10 * i) for i, m in enumerate(messages)
+        ]
+        jobs.append(_job(messages[0], letters=letters, length=5, seed=seed, n=3))
+        alone = [hf.generate_job(job).texts for job in jobs]
+        spy.calls.clear()
+        batched = [r.texts for r in hf.generate_many(jobs)]  # type: ignore[union-attr]
+        assert [rows for rows, _ in spy.calls] == [4]  # the distinct prompts, decoded together
+        assert batched == alone
+        assert len({text for texts in alone for text in texts}) > 3  # the seeds differ
+    chat = [{"role": "user", "content": "Write one sentence about cats."}]
+    for seed in (3, 4):
+        jobs = [_job(m, max_tokens=6, seed=seed + i) for i, m in enumerate(messages[:3])]
+        jobs.append(_job(chat, max_tokens=10, seed=seed, stop=["."]))  # stops on its own
+        alone = [hf.generate_job(job).texts for job in jobs]
+        spy.calls.clear()
+        assert [r.texts for r in hf.generate_many(jobs)] == alone  # type: ignore[union-attr]
+        assert [rows for rows, _ in spy.calls] == [4]
+        assert "." not in alone[-1][0]
+
+
+def test_generate_many_yields_each_bad_job_its_error(
+    hf: TransformersBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chat = [{"role": "user", "content": "Say hi."}]
+    jobs = [
+        _job(chat, max_tokens=3, seed=1),
+        _job(chat, max_tokens=100_000, seed=1),  # more than the model's context
+        _job([{"role": "user", "content": 3}], max_tokens=3),  # type: ignore[dict-item]
+        _job(chat, letters=("A", "B"), length=2, seed=2),
+    ]
+    spy = PrefillSpy(monkeypatch)
+    results = list(hf.generate_many(jobs))
+    assert spy.calls == [(1, 0)]  # the good jobs share their prompt: it ran once
+    assert isinstance(results[1], ValueError) and "context" in str(results[1])
+    assert isinstance(results[2], ValueError)
+    assert results[0] == Generation(hf.generate_job(jobs[0]).texts)
+    assert results[3] == Generation(hf.generate_job(jobs[3]).texts)
+
+
+def test_batches_and_generation_warn_about_nothing(
+    hf: TransformersBackend, mixed_prompts: list[Prompt]
+) -> None:
+    import logging
+    import warnings
+
+    import transformers
+
+    records: list[logging.LogRecord] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Recorder()
+    logger = transformers.logging.get_logger()
+    logger.addHandler(handler)
+    logging.Logger.warning_once.cache_clear()  # type: ignore[attr-defined]  # transformers' once
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            jobs = [ProbsJob(p.messages, tuple(p.letters)) for p in mixed_prompts[:3]]
+            list(hf.next_token_probs_many(jobs))
+            messages = [p.messages for p in mixed_prompts[:2]]
+            list(hf.generate_many([_job(m, max_tokens=3, seed=0) for m in messages]))
+    finally:
+        logger.removeHandler(handler)
+    assert [str(w.message) for w in caught] == []
+    assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
+
+
+SHARED = [1] * 50  # e.g. a persona and format examples
+
+
+@pytest.mark.parametrize(
+    ("prompts", "size", "expected"),
+    [
+        # two runs, adjacent once sorted: one segment per run, its shared start run once
+        ([SHARED + [6], [9] * 50 + [8], SHARED + [7], [9] * 50 + [7]], 4,
+         [((0, 2), 50), ((3, 1), 50)]),
+        # nothing shared: the rows run in full together
+        ([[1, 2], [3, 4], [5, 6]], 4, [((0, 1, 2), 0)]),
+        # the batch size caps a segment
+        ([SHARED + [i] for i in range(4)], 2, [((0, 1), 50), ((2, 3), 50)]),
+        # a short shared start is not worth a forward pass of its own
+        ([[1, 2, 3], [1, 2, 4]], 4, [((0, 1), 0)]),
+    ],
+)  # fmt: skip
+def test_segments_cut_at_shared_prefixes(
+    prompts: list[list[int]], size: int, expected: list[tuple[tuple[int, ...], int]]
+) -> None:
+    segments = plan_segments(prompts, size, reuse=True)
+    assert [(s.rows, s.prefix) for s in segments] == expected
+
+
+def test_without_gaps_a_prefix_is_shared_only_by_equal_lengths() -> None:
+    # sliding-window models: padding between the prefix and a shorter ending is not allowed
+    prompts = [[1] * 40 + [2], [1] * 40 + [3, 4]]
+    assert plan_segments(prompts, 4, reuse=True)[0].prefix == 40
+    assert plan_segments(prompts, 4, reuse=True, gaps_allowed=False)[0].prefix == 0
+    equal = [[1] * 40 + [2], [1] * 40 + [3]]
+    assert plan_segments(equal, 4, reuse=True, gaps_allowed=False)[0].prefix == 40
+
+
+def test_in_order_yields_each_result_once_all_before_it_are_known() -> None:
+    arrivals = iter([(2, "c"), (0, "a"), (1, "b"), (3, "d")])
+    assert list(in_order(arrivals)) == ["a", "b", "c", "d"]
+    with pytest.raises(RuntimeError, match="missing"):
+        list(in_order(iter([(1, "b")])))

@@ -11,32 +11,37 @@ Specs (``pip install 'distalign[hf]'``):
   (``AutoModelForCausalLM.from_pretrained``; set ``HF_HUB_OFFLINE=1`` to forbid downloads).
 
 Options: ``device`` ("cpu", "cuda", "cuda:1", ...; default "cpu"), ``dtype`` ("float32",
-"bfloat16" or "float16"; default "float32"), ``batch_size`` (prompts per Log-p forward pass,
-default 8), ``chat`` (None: use the tokenizer's chat template when it has one; False: plain
-completion prompt), ``model_name``.
+"bfloat16" or "float16"; default "float32"), ``batch_size`` (prompts per forward pass, and
+the calls the engine hands over at once; default 16), ``reuse_prefix`` (default True: run the
+tokens that batched prompts share once, see below), ``chat`` (None: use the tokenizer's chat
+template when it has one; False: plain completion prompt), ``model_name``.
 
 Prompting follows the llama.cpp backend: the tokenizer's chat template with the generation
 prompt added, a final assistant message appended as a prefill, exactly one leading BOS; a model
 without a template gets the same plain completion prompt ("...\\nAnswer:").
 
-Log-p: one forward pass per prompt, prompts sorted by length and run in left-padded batches
-with an attention mask and matching position ids, keeping only the last position's logits. The
-probability of a candidate L is p("L") + p(" L") from a softmax over the whole vocabulary.
+Log-p: one forward pass per prompt, keeping only the last position's logits. The probability
+of a candidate L is p("L") + p(" L") from a softmax over the whole vocabulary. Batches
+(``next_token_probs_many``) sort the prompts by token ids and cut them into segments; the
+tokens a segment's prompts begin with (instructions, persona, format examples) run once, and
+the different endings run as one left-padded batch on a copy of that KV cache, with an
+attention mask and position ids that give each row exactly what it sees alone
+(``_hf_batches``, ``_hf_forward``). A single prompt runs in full without a cache.
 
 Generation is a plain decoding loop (not ``model.generate``) so that a ``torch.Generator``
 seeds it: pure sampling at the temperature (no top-k/top-p), stopping at an end-of-sequence
 token, a stop string or ``max_tokens``. Letter sequences draw each position from the next-token
-distribution masked to the letters' single tokens and feed the drawn token back. JSON-schema
-constrained decoding is not offered (Verbalize falls back to a prompt-only request).
+distribution masked to the letters' single tokens and feed the drawn token back. Batches
+(``generate_many``) decode their jobs side by side, each with its own generator, so a seeded
+job gives the same text alone or in any batch (``_hf_generate``). JSON-schema constrained
+decoding is not offered (Verbalize falls back to a prompt-only request).
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +57,15 @@ from distalign.backends._models import (
 from distalign.backends.base import (
     Backend,
     BackendIdentity,
-    BackendUnavailableError,
     Capability,
+    GenerateJob,
+    Generation,
     GenerationRequest,
     Message,
     NextTokenProbs,
+    ProbsJob,
     check_messages,
+    needed_capabilities,
 )
 
 INSTALL_HINT = "pip install 'distalign[hf]'"
@@ -65,31 +73,37 @@ INSTALL_HINT = "pip install 'distalign[hf]'"
 try:
     import torch
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 except ImportError as error:  # pragma: no cover - depends on the installation
     raise ImportError(
         f"the transformers backend needs torch and transformers: {INSTALL_HINT}"
     ) from error
 
-# Same format and name as the llama.cpp backend's plain prompt: both render it identically.
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+# After the check above, so that a missing torch gets the install hint.
+from distalign.backends._hf_batches import in_order, plan_segments, shared_prefix  # noqa: E402
+from distalign.backends._hf_forward import (  # noqa: E402
+    Forward,
+    candidate_probs,
+    select_rows,
+)
+from distalign.backends._hf_generate import (  # noqa: E402
+    Decoder,
+    Draws,
+    end_ids,
+    letter_draws,
+    text_draws,
+)
+from distalign.backends._hf_model import (  # noqa: E402
+    DTYPES,
+    ModelSource,
+    folder_sha256,
+    gguf_source,
+    load_model,
+    pad_id,
+)
 
 CAPABILITIES = frozenset(
     {Capability.LOGPROBS, Capability.GENERATE, Capability.LETTER_GRAMMAR, Capability.SEED}
 )
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where ``from_pretrained`` loads from: a folder or model id, and a GGUF file in it."""
-
-    location: str
-    gguf_file: str | None = None
-
-    @property
-    def gguf_path(self) -> Path | None:
-        return None if self.gguf_file is None else Path(self.location) / self.gguf_file
 
 
 @register_backend("hf")
@@ -114,19 +128,6 @@ def hf_backend(argument: str, **options: Any) -> TransformersBackend:
     return TransformersBackend(ModelSource(argument), **options)
 
 
-def gguf_source(path: Path) -> ModelSource:
-    return ModelSource(str(path.resolve().parent), path.name)
-
-
-def folder_sha256(folder: Path) -> str:
-    """One SHA-256 over the names and contents of a model folder's weight files."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name.endswith(WEIGHT_SUFFIXES):
-            digest.update(f"{path.relative_to(folder)}={file_sha256(path)}\n".encode())
-    return digest.hexdigest()
-
-
 class TransformersBackend(Backend):
     """A causal language model run in-process by transformers (torch), on CPU or GPU."""
 
@@ -136,7 +137,8 @@ class TransformersBackend(Backend):
         *,
         device: str = "cpu",
         dtype: str = "float32",
-        batch_size: int = 8,
+        batch_size: int = 16,
+        reuse_prefix: bool = True,
         chat: bool | None = None,
         model_name: str | None = None,
     ) -> None:
@@ -147,16 +149,16 @@ class TransformersBackend(Backend):
         self.source = source
         self.device = torch.device(device)
         self.dtype = dtype
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # read by the engine: calls handed over at once
+        self.reuse_prefix = reuse_prefix
         self._lock = threading.Lock()  # one model: one call at a time
         self._variants: dict[str, Variants] = {}
-        self.tokenizer, self.model = load_model(source, DTYPES[dtype], self.device)
+        self.tokenizer, self.model = load_model(source, DTYPES[dtype], self.device, INSTALL_HINT)
         self.template: str | None = getattr(self.tokenizer, "chat_template", None)
         if chat and self.template is None:
             raise ValueError(f"{source.location} has no chat template; use chat=False")
         self.chat = self.template is not None if chat is None else chat
-        # Only the last position's logits are needed; older models compute all of them.
-        self._keep_last = keep_last_kwargs(self.model)
+        self._forward = Forward(self.model, pad_id(self.tokenizer))
         self._identity = self._make_identity(model_name)
 
     @property
@@ -168,7 +170,8 @@ class TransformersBackend(Backend):
         return CAPABILITIES
 
     def close(self) -> None:
-        self.model = None  # frees the weights (and GPU memory) once no one else holds them
+        # frees the weights (and GPU memory) once no one else holds them
+        self.model = self._forward.model = None
 
     def _make_identity(self, model_name: str | None) -> BackendIdentity:
         gguf_path = self.source.gguf_path
@@ -244,58 +247,67 @@ class TransformersBackend(Backend):
     def next_token_probs_batch(
         self, prompts: Sequence[Sequence[Message]], candidates: Sequence[str]
     ) -> list[NextTokenProbs]:
-        """``next_token_probs`` for many prompts, run in padded batches of ``batch_size``."""
-        self.require(Capability.LOGPROBS, purpose="next-token probabilities (Log-p)")
-        if not candidates or len(set(candidates)) != len(candidates):
-            raise ValueError(f"candidates must be non-empty and distinct, got {candidates!r}")
-        for messages in prompts:
-            check_messages(messages)
-        variants = {c: self._candidate_variants(c) for c in candidates}
-        ids = [self.prompt_ids(messages) for messages in prompts]
-        for one in ids:
-            self._check_room(len(one), 0)
-        with self._lock, torch.inference_mode():
-            logprobs = self._last_logprobs(ids)
-        return [candidate_probs(row, variants) for row in logprobs]
+        """``next_token_probs`` for many prompts and the same candidates; raises the first error."""
+        jobs = [ProbsJob(messages, tuple(candidates)) for messages in prompts]
+        results: list[NextTokenProbs] = []
+        for result in self.next_token_probs_many(jobs):
+            if isinstance(result, Exception):
+                raise result
+            results.append(result)
+        return results
 
-    def _last_logprobs(self, prompts: list[list[int]]) -> list[torch.Tensor]:
-        """Full-vocabulary log-probabilities (float64, CPU) after each prompt."""
-        # Similar lengths share a batch, so little compute is spent on padding.
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        rows: list[torch.Tensor] = [torch.empty(0)] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            logits = self._forward_last([prompts[i] for i in chunk])
-            logprobs = torch.log_softmax(logits.to("cpu", torch.float64), dim=-1)
-            for i, row in zip(chunk, logprobs, strict=True):
-                rows[i] = row
-        return rows
+    def _next_token_probs_many(self, jobs: list[ProbsJob]) -> Iterator[NextTokenProbs | Exception]:
+        # Checked and tokenized up front: a bad job gets its error, the others still run.
+        prepared = [self._prepare_probs(job) for job in jobs]
+        return in_order(self._probs_results(prepared))
 
-    def _forward_last(self, prompts: list[list[int]]) -> torch.Tensor:
-        """Last-position logits of a left-padded batch: one row per prompt."""
-        width = max(len(ids) for ids in prompts)
-        input_ids = torch.full((len(prompts), width), self._pad_id(), dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, ids in enumerate(prompts):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            mask[row, width - len(ids) :] = 1
-        # Positions count real tokens only, so a padded prompt sees the positions it has alone.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        output = self.model(
-            input_ids=input_ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            position_ids=positions.to(self.device),
-            use_cache=False,
-            **self._keep_last,
+    def _prepare_probs(self, job: ProbsJob) -> tuple[list[int], dict[str, Variants]] | Exception:
+        try:
+            check_messages(job.messages)
+            candidates = job.candidates
+            if not candidates or len(set(candidates)) != len(candidates):
+                raise ValueError(f"candidates must be non-empty and distinct, got {candidates!r}")
+            variants = {c: self._candidate_variants(c) for c in candidates}
+            ids = self.prompt_ids(job.messages)
+            self._check_room(len(ids), 0)
+        except Exception as error:
+            return error
+        return ids, variants
+
+    def _probs_results(
+        self, prepared: list[tuple[list[int], dict[str, Variants]] | Exception]
+    ) -> Iterator[tuple[int, NextTokenProbs | Exception]]:
+        """(job index, result) pairs, segment by segment."""
+        jobs_of: dict[tuple[int, ...], list[int]] = {}  # the same prompt runs once
+        variants_of: dict[int, dict[str, Variants]] = {}
+        for i, item in enumerate(prepared):
+            if isinstance(item, Exception):
+                yield i, item
+            else:
+                jobs_of.setdefault(tuple(item[0]), []).append(i)
+                variants_of[i] = item[1]
+        prompts = list(jobs_of)
+        segments = plan_segments(
+            prompts,
+            self.batch_size,
+            reuse=self.reuse_prefix,
+            gaps_allowed=self._forward.gaps_allowed,
         )
-        return output.logits[:, -1, :]
-
-    def _pad_id(self) -> int:
-        # Any id works (padded positions are masked out); EOS is SmolLM2's, as documented.
-        pad = self.tokenizer.pad_token_id
-        if pad is None:
-            pad = self.tokenizer.eos_token_id
-        return int(pad or 0)
+        for segment in segments:
+            rows = [list(prompts[r]) for r in segment.rows]
+            try:
+                with self._lock, torch.inference_mode():
+                    logits = self._forward.prefill(rows, segment.prefix, keep_cache=False).logits
+                    logprobs = torch.log_softmax(logits.to("cpu", torch.float64), dim=-1)
+            except Exception as error:  # e.g. out of memory: this segment's jobs fail
+                yield from ((i, error) for r in segment.rows for i in jobs_of[prompts[r]])
+                continue
+            for r, row in zip(segment.rows, logprobs, strict=True):
+                for i in jobs_of[prompts[r]]:
+                    try:
+                        yield i, candidate_probs(row, variants_of[i])
+                    except ValueError as error:
+                        yield i, error
 
     def _candidate_variants(self, candidate: str) -> Variants:
         """The token ids of "L" and " L" that are single tokens; the others are skipped."""
@@ -310,156 +322,66 @@ class TransformersBackend(Backend):
     # ----- generation -------------------------------------------------------------------------
 
     def _generate(self, messages: Sequence[Message], request: GenerationRequest) -> list[str]:
-        ids = self.prompt_ids(messages)
-        self._check_room(len(ids), request.max_tokens)
-        # Sampling happens on the CPU, so a seed gives the same draws on any device.
-        generator = torch.Generator()
-        if request.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(request.seed)
+        result = next(self._generate_many([GenerateJob(messages, request)]))
+        if isinstance(result, Exception):
+            raise result
+        return result.texts
+
+    def _generate_many(self, jobs: list[GenerateJob]) -> Iterator[Generation | Exception]:
+        # Consecutive jobs whose rows (n each) fit in batch_size decode together.
+        group: list[GenerateJob] = []
+        for job in jobs:
+            if group and sum(j.request.n for j in group) + job.request.n > self.batch_size:
+                yield from in_order(self._generate_group(group))
+                group = []
+            group.append(job)
+        if group:
+            yield from in_order(self._generate_group(group))
+
+    def _generate_group(
+        self, jobs: list[GenerateJob]
+    ) -> Iterator[tuple[int, Generation | Exception]]:
+        ready: list[tuple[int, list[int], Draws]] = []  # job index, prompt, sampler
+        for i, job in enumerate(jobs):
+            item = self._prepare_generation(job)
+            if isinstance(item, Exception):
+                yield i, item
+            else:
+                ready.append((i, *item))
+        if not ready:
+            return
+        prompts = list(dict.fromkeys(tuple(ids) for _, ids, _ in ready))
+        # the batch holds each job's n rows in job order; a prompt runs once for all its rows
+        rows = [prompts.index(tuple(ids)) for _, ids, draws in ready for _ in range(draws.rows)]
         with self._lock, torch.inference_mode():
+            prefix = shared_prefix(prompts, self._forward.gaps_allowed)
+            batch = self._forward.prefill([list(p) for p in prompts], prefix, keep_cache=True)
+            select_rows(batch, torch.tensor(rows))
+        decoder = Decoder(self._forward, batch, [draws for _, _, draws in ready])
+        while decoder.active:
+            with self._lock, torch.inference_mode():
+                finished = decoder.step()
+            for k in finished:
+                draws = decoder.draws[k]
+                yield ready[k][0], Generation(draws.texts(draws.tokens))
+
+    def _prepare_generation(self, job: GenerateJob) -> tuple[list[int], Draws] | Exception:
+        request = job.request
+        try:
+            check_messages(job.messages)
+            self.require(*needed_capabilities(request), purpose="this generate() call")
+            ids = self.prompt_ids(job.messages)
+            self._check_room(len(ids), request.max_tokens)
+            # Sampling happens on the CPU, so a seed gives the same draws on any device.
+            generator = torch.Generator()
+            if request.seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(request.seed)
             if request.letters is not None and request.length is not None:
-                return self._sample_letters(
-                    ids, request.letters, request.length, request, generator
-                )
-            return self._sample_texts(ids, request, generator)
-
-    def _sample_letters(
-        self,
-        ids: list[int],
-        letters: tuple[str, ...],
-        length: int,
-        request: GenerationRequest,
-        generator: torch.Generator,
-    ) -> list[str]:
-        """``n`` strings of exactly ``length`` letters, one model token per letter.
-
-        Each position is a draw from the next-token distribution restricted to the single-token
-        variants of the letters ("A" and " A" both stand for A), given the letters drawn so far.
-        """
-        variants = [self._candidate_variants(letter) for letter in letters]
-        allowed = torch.tensor([t for v in variants for t in v.ids])
-        letter_of = {t: letter for letter, v in zip(letters, variants, strict=True) for t in v.ids}
-
-        def draw_letter(logits: torch.Tensor) -> torch.Tensor:
-            return allowed[draw(logits[:, allowed], request.temperature, generator)]
-
-        tokens = self._decode(ids, request.n, length, draw_letter, lambda _: False)
-        return ["".join(letter_of[int(t)] for t in row) for row in tokens]
-
-    def _sample_texts(
-        self, ids: list[int], request: GenerationRequest, generator: torch.Generator
-    ) -> list[str]:
-        """``n`` completions, each ending before an end token or stop string."""
-        ends = self._end_ids()
-
-        def draw_token(logits: torch.Tensor) -> torch.Tensor:
-            return draw(logits, request.temperature, generator)
-
-        def all_done(tokens: list[list[int]]) -> bool:
-            return all(self._finished(row, ends, request.stop) for row in tokens)
-
-        tokens = self._decode(ids, request.n, request.max_tokens, draw_token, all_done)
-        return [self._completion_text(row, ends, request.stop) for row in tokens]
-
-    def _decode(
-        self,
-        ids: list[int],
-        n: int,
-        steps: int,
-        choose: Callable[[torch.Tensor], torch.Tensor],
-        done: Callable[[list[list[int]]], bool],
-    ) -> list[list[int]]:
-        """Up to ``steps`` tokens for ``n`` rows continuing one prompt, feeding back each token.
-
-        The prompt is evaluated once and its KV cache copied to the ``n`` rows.
-        """
-        output = self.model(
-            input_ids=torch.tensor([ids], device=self.device), use_cache=True, **self._keep_last
-        )
-        cache = output.past_key_values
-        cache.batch_repeat_interleave(n)
-        logits = output.logits[:, -1, :].expand(n, -1)
-        tokens: list[list[int]] = [[] for _ in range(n)]
-        for step in range(steps):
-            chosen = choose(logits.to("cpu", torch.float64))
-            for row, token in zip(tokens, chosen.tolist(), strict=True):
-                row.append(int(token))
-            if step == steps - 1 or done(tokens):
-                break
-            output = self.model(
-                input_ids=chosen[:, None].to(self.device),
-                past_key_values=cache,
-                use_cache=True,
-                **self._keep_last,
-            )
-            logits = output.logits[:, -1, :]
-        return tokens
-
-    def _end_ids(self) -> set[int]:
-        ends = self.model.generation_config.eos_token_id
-        if ends is None:
-            ends = self.tokenizer.eos_token_id
-        if ends is None:
-            return set()
-        return {int(e) for e in ends} if isinstance(ends, list) else {int(ends)}
-
-    def _finished(self, row: list[int], ends: set[int], stop: tuple[str, ...]) -> bool:
-        if any(t in ends for t in row):
-            return True
-        return bool(stop) and any(s in self.tokenizer.decode(row) for s in stop)
-
-    def _completion_text(self, row: list[int], ends: set[int], stop: tuple[str, ...]) -> str:
-        kept = []
-        for token in row:
-            if token in ends:
-                break
-            kept.append(token)
-        text = str(self.tokenizer.decode(kept, skip_special_tokens=True))
-        for s in stop:
-            text = text.split(s, 1)[0]
-        return text
-
-
-def load_model(source: ModelSource, dtype: torch.dtype, device: torch.device) -> tuple[Any, Any]:
-    """Tokenizer and model (in eval mode, on ``device``) from a folder, model id or GGUF file."""
-    extra = {} if source.gguf_file is None else {"gguf_file": source.gguf_file}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source.location, **extra)
-        model: Any = AutoModelForCausalLM.from_pretrained(source.location, dtype=dtype, **extra)
-    except ImportError as error:  # e.g. GGUF loading without the gguf package
-        raise BackendUnavailableError(f"{error} ({INSTALL_HINT})") from error
-    return tokenizer, model.to(device).eval()
-
-
-def keep_last_kwargs(model: Any) -> dict[str, int]:
-    parameters = inspect.signature(model.forward).parameters
-    return {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
-
-
-def candidate_probs(logprobs: torch.Tensor, variants: dict[str, Variants]) -> NextTokenProbs:
-    """Renormalized candidate probabilities from one full-vocabulary log-probability row."""
-    token_probs: dict[str, float] = {}
-    raw: dict[str, float] = {}
-    for candidate, variant in variants.items():
-        probs = logprobs[list(variant.ids)].exp().tolist()
-        token_probs.update(zip(variant.texts, probs, strict=True))
-        raw[candidate] = float(sum(probs))
-    covered = sum(raw.values())
-    if covered <= 0.0:
-        raise ValueError(f"the model gives zero probability to all of {list(variants)}")
-    return NextTokenProbs(
-        probs={c: p / covered for c, p in raw.items()},
-        covered_mass=covered,
-        token_probs=token_probs,
-        skipped_variants=tuple(s for v in variants.values() for s in v.skipped),
-    )
-
-
-def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
-    """One token index per row: greedy at temperature 0, else a draw from softmax(logits/T)."""
-    if temperature == 0.0:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+                variants = [self._candidate_variants(letter) for letter in request.letters]
+                return ids, letter_draws(request, variants, generator)
+            ends = end_ids(self.model, self.tokenizer)
+            return ids, text_draws(request, self.tokenizer, ends, generator)
+        except Exception as error:
+            return error
