@@ -278,7 +278,11 @@ def max_delta(a: Probs, b: Probs) -> float:
     return max(abs(x[k] - y[k]) for x, y in zip(a, b, strict=True) for k in x)
 
 
-def report(runs: dict[tuple[str, int], list[dict[str, Any]]], n: int, sizes: list[int]) -> None:
+def report(
+    runs: dict[tuple[str, int], list[dict[str, Any]]], n: int, sizes: list[int]
+) -> dict[str, Any]:
+    """Print the table; return the ratios to lm-eval (the lowest over repeats) per batch size."""
+    figures: dict[str, Any] = {}
     header = ("path", "batch", "scoring items/s", "end-to-end items/s", "scoring ×", "e2e ×")
     rows = [(*header, "max |Δp|")]
     for size in sizes:
@@ -288,6 +292,11 @@ def report(runs: dict[tuple[str, int], list[dict[str, Any]]], n: int, sizes: lis
         scoring = [n / r["seconds"]["scoring"] for r in score]
         e2e = [n / r["seconds"]["end_to_end"] for r in run]
         delta = max(max_delta(s["probs"], r["probs"]) for s, r in zip(score, lm, strict=True))
+        figures[str(size)] = {
+            "scoring_x": min(d / e for d, e in zip(scoring, lm_scoring, strict=True)),
+            "end_to_end_x": min(d / e for d, e in zip(e2e, lm_e2e, strict=True)),
+            "max_dp": delta,
+        }
         rows.append(
             (
                 f"lm-eval {LMEVAL_VERSION} hf",
@@ -311,6 +320,7 @@ def report(runs: dict[tuple[str, int], list[dict[str, Any]]], n: int, sizes: lis
             )
         )
     print_table(rows)
+    return figures
 
 
 def report_phases(runs: dict[tuple[str, int], list[dict[str, Any]]], sizes: list[int]) -> None:
@@ -404,6 +414,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-sizes", default="1,8", help="comma-separated, e.g. 1,8")
     parser.add_argument("--quick", action="store_true", help="20 items, 1 repeat")
     parser.add_argument("--group", default="POLPARTY=Democrat")
+    parser.add_argument("--json", help="also write the ratios to this file")
     parser.add_argument("--data-dir", default=None, help="default $DISTALIGN_DATA")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads on both sides (default: torch's)"
@@ -441,7 +452,9 @@ def main() -> None:
                 print(f"  repeat {repeat + 1} batch {size} {path}: {seconds} s", flush=True)
     print()
     describe_machine(python, measured)
-    report(runs, n, args.sizes)
+    figures = report(runs, n, args.sizes)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"lmeval": figures}))
     print()
     report_phases(runs, args.sizes)
     print()

@@ -4,10 +4,11 @@
 
 ``--before`` runs the same scripts with ``PYTHONPATH`` set to another checkout's ``src`` (e.g.
 ``git worktree add /tmp/old <rev>``), one after the other on this machine, so before and after
-are measured side by side. ``--quick`` (under 10 minutes on 2 cores) uses small samples:
-the projection from 1 question per dataset, the cached rerun over OpinionQA only, 20 Log-p
-items against lm-evaluation-harness. Each script can also be run on its own (see
-benchmarks/README.md).
+are measured side by side (the grid and the Samples cost; the llama.cpp overhead and the
+lm-eval comparison measure this checkout). ``--quick`` (under 10 minutes on 2 cores) uses small
+samples: the projection from 2 questions per dataset, the cached rerun over OpinionQA only, 3
+questions per method for the llama.cpp overhead, 20 Log-p items against lm-evaluation-harness.
+Each script can also be run on its own (see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -55,12 +56,49 @@ def limit_hours(tokens: dict[str, int], rates: dict[str, dict[str, float]]) -> f
     return (tokens["prefill"] / prefill + tokens["decode"] / decode) / 3600
 
 
+def other_rows(versions: dict[str, str | None], quick: bool) -> list[tuple[str, str, str]]:
+    """Samples over an API (every version), llama.cpp overhead and lm-eval (this checkout)."""
+    rows = []
+    for version, src in versions.items():
+        s = run_script([str(HERE / "samples_cost.py")], src)["samples"]
+        rows.append(
+            (
+                "Samples API prompt tokens per item (requests)",
+                version,
+                f"{s['prompt_tokens_per_item']:.0f} ({s['requests']} for {s['items']} items)",
+            )
+        )
+    questions = "3" if quick else "10"
+    over = run_script([str(HERE / "throughput.py"), "--questions", questions], None)
+    for method, paths in over["throughput"].items():
+        rows.append(
+            (
+                f"{method}: backend / runner time over raw llama.cpp",
+                "after",
+                f"{paths['backend']:.3f} / {paths['runner']:.3f}",
+            )
+        )
+    lmeval = [str(HERE / "logp_vs_lmeval.py"), "--batch-sizes", "1,8"]
+    found = run_script([*lmeval, "--quick"] if quick else lmeval, None)["lmeval"]
+    for size, ratio in found.items():
+        rows.append(
+            (
+                f"hf: vs lm-eval batch {size}: scoring / end to end x (max |dp|)",
+                "after",
+                f"{ratio['scoring_x']:.2f} / {ratio['end_to_end_x']:.2f} ({ratio['max_dp']:.1e})",
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--before", help="another checkout's src folder, run side by side")
     args = parser.parse_args()
-    versions = {"after": None} if not args.before else {"before": args.before, "after": None}
+    versions: dict[str, str | None] = {"after": None}
+    if args.before:
+        versions = {"before": args.before, "after": None}
     questions = "2" if args.quick else "5"
     datasets = "opinionqa" if args.quick else "opinionqa,globalvalues,nytimes"
     rows: list[tuple[str, str, str]] = []
@@ -91,6 +129,7 @@ def main() -> None:
                 f"{hours / limit:.2f}x (limit {limit:.2f} h)",
             )
         )
+    rows += other_rows(versions, args.quick)
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     width = max(len(r[0]) for r in rows)
     for label, version, value in rows:

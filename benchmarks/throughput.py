@@ -293,6 +293,16 @@ def print_table(timings: list[Timing]) -> None:
         )
 
 
+def over_raw(timings: list[Timing]) -> dict[str, dict[str, float]]:
+    """Per method: seconds of the backend and runner paths over the raw llama.cpp loop's."""
+    raw = {t.method: t.seconds for t in timings if t.path == "llama.cpp"}
+    figures: dict[str, dict[str, float]] = {}
+    for t in timings:
+        if t.path != "llama.cpp":
+            figures.setdefault(t.method, {})[t.path] = t.seconds / raw[t.method]
+    return figures
+
+
 def _overhead(seconds: float, reference: float) -> str:
     return f"{(seconds / reference - 1) * 100:+.1f}%"
 
@@ -304,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=30, help="letters per Sequence / Samples item")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
     parser.add_argument("--rounds", type=int, default=1, help="repeat; keep the fastest")
+    parser.add_argument("--json", help="also write each path's time over llama.cpp's here")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     backend = get_backend("embedded")
@@ -318,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         timings += time_method(backend, method.strip(), args)
     backend.close()
     print_table(timings)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"throughput": over_raw(timings)}))
     print(
         "\nitems: grid cells (questions x 1 group); calls: model requests (a Samples item is n"
         " calls; failed parses add retries).\nvs backend / vs llama.cpp: extra time over those"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,7 +16,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # The embedded model's Q8_0 copy is made in a folder of this test session, never in ~/.cache
     # (CLI subprocesses inherit the variable).
     if not os.environ.get("DISTALIGN_MODEL_CACHE"):
-        os.environ["DISTALIGN_MODEL_CACHE"] = tempfile.mkdtemp(prefix="distalign-models-")
+        os.environ["DISTALIGN_MODEL_CACHE"] = _MADE[0] = tempfile.mkdtemp(
+            prefix="distalign-models-"
+        )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # the model copies (about 150 MB for Q8_0, 520 MB dequantized for hf:) go with the session
+    if _MADE[0]:
+        shutil.rmtree(_MADE[0], ignore_errors=True)
+
+
+_MADE: list[str] = [""]  # the folder this session made, if it made one
 
 
 @pytest.fixture(scope="session")
