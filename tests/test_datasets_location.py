@@ -120,7 +120,12 @@ def test_unknown_name_suggests() -> None:
 def test_checksum_table_lists_only_loader_files() -> None:
     from distalign.datasets import reference
 
-    read = {*reference.OPINIONQA_FILES, *reference.NYTIMES_FILES, *reference.GLOBALVALUES_FILES}
+    read = {
+        *reference.OPINIONQA_FILES,
+        *reference.NYTIMES_FILES,
+        *reference.NYT_INDIVIDUAL_FILES,
+        *reference.GLOBALVALUES_FILES,
+    }
     table = location.reference_checksums()
     # the loaders' files, plus the paper's raw outputs that `import-reference` reads
     assert read <= set(table)

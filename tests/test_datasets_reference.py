@@ -50,7 +50,8 @@ def _support(dataset: Dataset, group: Group, qid: str) -> frozenset[str] | None:
 
 
 def test_registry_lists_the_three() -> None:
-    assert available_datasets() == ["globalvalues", "nytimes", "opinionqa"]
+    # further registered datasets (opinionqa-500, globalvalues-all, ...) are tested elsewhere
+    assert {"globalvalues", "nytimes", "opinionqa"} <= set(available_datasets())
 
 
 def test_checksum_table_matches_reference_copy(reference_dir: Path) -> None:

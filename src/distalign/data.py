@@ -8,9 +8,11 @@ a :class:`Target` — the group's answer distribution over the question's option
 
 from __future__ import annotations
 
+import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,24 +31,96 @@ def letters_for(n_options: int) -> list[str]:
 
 @dataclass(frozen=True, order=True)
 class Group:
-    """A demographic group: an attribute and one of its values (``POLPARTY=Democrat``)."""
+    """A demographic group: an attribute and one of its values (``POLPARTY=Democrat``), or a
+    conjunction of several (``POLPARTY=Democrat&SEX=Female``; build it with :meth:`of` or
+    :meth:`parse`).
+
+    A conjunction keeps its (attribute, value) pairs in ``parts``, sorted by attribute, and
+    joins them with ``&`` in ``attribute`` (``POLPARTY&SEX``) and ``value``
+    (``Democrat&Female``). So the groups over the same attributes share an ``attribute``, and
+    code that compares the values of one attribute (population and other-group baselines)
+    treats the cells of party × sex the same way. A single-attribute group has ``parts == ()``.
+    """
 
     attribute: str
     value: str
+    parts: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            return
+        attributes = [a for a, _ in self.parts]
+        if (
+            len(self.parts) < 2
+            or attributes != sorted(set(attributes))
+            or self.attribute != "&".join(attributes)
+            or self.value != "&".join(v for _, v in self.parts)
+        ):
+            raise ValueError(f"inconsistent conjunction {self.parts!r}; build it with Group.of")
+
+    @classmethod
+    def of(cls, parts: Iterable[tuple[str, str]]) -> Group:
+        """The group of every (attribute, value) pair: a plain group for one pair."""
+        ordered = sorted(parts)
+        attributes = [a for a, _ in ordered]
+        if not ordered:
+            raise ValueError("a group needs at least one ATTRIBUTE=value")
+        repeated = sorted({a for a in attributes if attributes.count(a) > 1})
+        if repeated:
+            raise ValueError(f"a conjunction names each attribute once; repeated: {repeated}")
+        for attribute, value in ordered:
+            if not attribute or not value or "=" in attribute or "&" in attribute:
+                raise ValueError(f"bad group part {attribute}={value!r}")
+        if len(ordered) == 1:
+            return cls(*ordered[0])
+        return cls("&".join(attributes), "&".join(v for _, v in ordered), tuple(ordered))
+
+    @property
+    def conditions(self) -> tuple[tuple[str, str], ...]:
+        """The (attribute, value) pairs a respondent must match: one for a plain group."""
+        return self.parts or ((self.attribute, self.value),)
 
     @property
     def key(self) -> str:
-        return f"{self.attribute}={self.value}"
+        return "&".join(f"{a}={v}" for a, v in self.conditions)
 
     @classmethod
     def parse(cls, key: str) -> Group:
-        attribute, sep, value = key.partition("=")
-        if not sep or not attribute or not value:
-            raise ValueError(f"group key must look like ATTRIBUTE=value, got {key!r}")
-        return cls(attribute, value)
+        """``ATTRIBUTE=value``, or a conjunction ``A=x&B=y`` (in any order; stored sorted).
+
+        An ``&`` starts a new part only when ``NAME=`` follows it, so a value such as
+        ``Bosnia & Herzegovina`` stays whole.
+        """
+        pieces = _CONJUNCTION.split(key)
+        if len(pieces) == 1:
+            attribute, sep, value = key.partition("=")
+            if not sep or not attribute or not value:
+                raise ValueError(f"group key must look like ATTRIBUTE=value, got {key!r}")
+            return cls(attribute, value)
+        parts = []
+        for piece in pieces:
+            attribute, sep, value = piece.partition("=")
+            if not sep or not attribute or not value:
+                raise ValueError(
+                    f"group key must look like ATTRIBUTE=value or A=x&B=y, got {key!r}"
+                )
+            parts.append((attribute, value))
+        return cls.of(parts)
 
     def __str__(self) -> str:
         return self.key
+
+
+_CONJUNCTION = re.compile(r"&(?=[^&=]+=)")
+
+
+class GroupSource(Protocol):
+    """Targets for groups a dataset does not list up front (microdata: any conjunction)."""
+
+    def family(self, group: Group) -> dict[Group, dict[str, Target]]:
+        """Every group over ``group``'s attributes that has targets (``group`` among them
+        when it has any), with its targets by question id; empty for unknown attributes."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +175,8 @@ class Dataset:
 
     ``similar`` maps a question id to its most similar question ids (most similar first),
     which may point into ``pool`` (a larger dataset used only to draw few-shot examples).
+    ``microdata``, for datasets built from individual responses, builds the targets of
+    groups not listed in ``groups`` (conjunctions) when they are first asked for.
     """
 
     name: str
@@ -111,10 +187,45 @@ class Dataset:
     similar: dict[str, list[str]] = field(default_factory=dict)
     pool: Dataset | None = None
     notes: list[str] = field(default_factory=list)
+    microdata: GroupSource | None = None
+    _resolved: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def target(self, group: Group | str, question_id: str) -> Target | None:
         key = group.key if isinstance(group, Group) else group
-        return self.targets.get((key, question_id))
+        found = self.targets.get((key, question_id))
+        if found is None and self.microdata is not None:
+            try:
+                parsed = group if isinstance(group, Group) else Group.parse(key)
+            except ValueError:
+                return None
+            if parsed.key not in self._resolved:
+                self._resolve(parsed)
+            found = self.targets.get((parsed.key, question_id))
+        return found
+
+    def has_group(self, group: Group) -> bool:
+        """Whether ``group`` is listed, or (with microdata) can be built from respondents.
+
+        A group built from microdata is added to ``groups`` together with the other groups
+        over the same attributes (so ``POLPARTY=Democrat&SEX=Female`` brings every party ×
+        sex cell), and its targets to ``targets``.
+        """
+        if group in self.groups:
+            return True
+        if self.microdata is not None and group.key not in self._resolved:
+            self._resolve(group)
+        return group in self.groups
+
+    def _resolve(self, group: Group) -> None:
+        self._resolved.add(group.key)
+        if self.microdata is None or group in self.groups:
+            return
+        for member, targets in self.microdata.family(group).items():
+            self._resolved.add(member.key)
+            if member in self.groups:
+                continue
+            self.groups.append(member)
+            self.targets.update({(member.key, qid): t for qid, t in targets.items()})
 
     def items(self) -> Iterator[tuple[Group, Question, Target]]:
         """Every (group, question, target) cell that has a target, group-major."""

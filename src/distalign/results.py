@@ -77,8 +77,27 @@ def save_items(frame: pd.DataFrame, out_dir: Path, manifest: Mapping[str, Any]) 
     return out_dir
 
 
-def load_results(path: str | Path) -> pd.DataFrame:
-    """Load an items table from a results folder (or an ``items.parquet`` file) as a DataFrame."""
+SURVEY_ORDER = "survey"  # the ``order`` of rows asked in the survey's option order
+
+
+def survey_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows every table scores: those in the survey's option order.
+
+    A run with ``option_orders`` > 1 also keeps each item's rows in permuted option orders
+    (the ``order`` column), for ``distalign.metrics.position`` only; a table without the
+    column holds survey-order rows only.
+    """
+    if "order" not in frame.columns:
+        return frame
+    keep = frame["order"].isna() | (frame["order"] == SURVEY_ORDER)
+    return frame if bool(keep.all()) else frame[keep].reset_index(drop=True)
+
+
+def load_results(path: str | Path, *, all_orders: bool = False) -> pd.DataFrame:
+    """Load an items table from a results folder (or an ``items.parquet`` file) as a DataFrame.
+
+    Only the survey-order rows unless ``all_orders`` (see :func:`survey_rows`).
+    """
     target = Path(path)
     file = target / ITEMS_FILE if target.is_dir() else target
     if not file.exists():
@@ -86,7 +105,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     frame = pd.read_parquet(file)
     for column in ("letters", "pred", "truth"):
         frame[column] = frame[column].map(_as_list)
-    return frame
+    return frame if all_orders else survey_rows(frame)
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from distalign.steering.orders import order_names
 
 
 class RunConfig(BaseModel):
@@ -30,6 +32,10 @@ class RunConfig(BaseModel):
         1, ge=0, description="Extra passes over calls that failed for good, before the run ends."
     )
     prompt_mode: Literal["standard", "paper"] = "standard"
+    option_orders: int | list[str] = Field(
+        1,
+        description="Option orders per item: K (survey, reversed, shift1, ...) or their names.",
+    )
     data_dir: str | None = None
     out: str = "results/run"
     cache: str | None = Field(None, description="Cache file; default <out>/cache.sqlite.")
@@ -42,6 +48,17 @@ class RunConfig(BaseModel):
         ge=1,
         description="CPU threads for llama.cpp models (embedded, gguf:); APIs ignore it.",
     )
+
+    @field_validator("option_orders")
+    @classmethod
+    def _check_orders(cls, value: int | list[str], info: ValidationInfo) -> int | list[str]:
+        if len(order_names(value)) > 1 and info.data.get("prompt_mode") == "paper":
+            raise ValueError("paper mode keeps the paper's option order: use one option order")
+        return value
+
+    def order_names(self) -> list[str]:
+        """The option orders each item is asked in, ``survey`` first."""
+        return order_names(self.option_orders)
 
     def cache_path(self) -> Path:
         return Path(self.cache) if self.cache else Path(self.out) / "cache.sqlite"

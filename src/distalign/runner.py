@@ -44,9 +44,10 @@ from distalign.metrics import score_items
 from distalign.metrics.distance import distribution_problem
 from distalign.parsing import Parsed
 from distalign.parsing._result import join_notes
-from distalign.results import Status, items_frame, save_items
+from distalign.results import Status, items_frame, save_items, survey_rows
 from distalign.run_config import RunConfig
 from distalign.steering import TEMPLATE_VERSION, Prompt, build_prompt
+from distalign.steering.orders import distinct_orders
 from distalign.store import ResponseCache
 
 
@@ -63,6 +64,7 @@ class Item:
     seed: int
     prompt: Prompt
     attempts: list[list[str]] = field(default_factory=list)  # cache keys per attempt
+    order: str = "survey"  # the option order shown (distalign.steering.orders)
 
 
 @dataclass
@@ -75,7 +77,7 @@ Progress = Callable[[int, int], None]
 
 
 def expand(config: RunConfig, model: str, backend: Backend) -> Iterator[Item]:
-    data_dir = config.data_dir
+    data_dir, orders = config.data_dir, config.order_names()
     for name in config.datasets:
         dataset = load_dataset(name, data_dir)
         groups = chosen_groups(dataset, config.groups)
@@ -89,9 +91,9 @@ def expand(config: RunConfig, model: str, backend: Backend) -> Iterator[Item]:
                         for question in questions:
                             if dataset.target(group, question.id) is None:
                                 continue
-                            yield _item(
-                                config, model, dataset, group, question, steering, method, seed
-                            )
+                            for order in distinct_orders(orders, len(question.options)):
+                                args = (dataset, group, question, steering, method, seed, order)
+                                yield _item(config, model, *args)
 
 
 def chosen_groups(dataset: Dataset, keys: list[str] | None) -> list[Group]:
@@ -102,7 +104,7 @@ def chosen_groups(dataset: Dataset, keys: list[str] | None) -> list[Group]:
         groups = [Group.parse(key) for key in keys]
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    unknown = [g.key for g in groups if g not in dataset.groups]
+    unknown = [g.key for g in groups if not dataset.has_group(g)]  # microdata: conjunctions
     if unknown:
         valid = ", ".join(g.key for g in dataset.groups)
         raise UnknownNameError(
@@ -121,6 +123,7 @@ def _item(
     steering: str,
     method: ExpressionMethod,
     seed: int,
+    order: str = "survey",
 ) -> Item:
     prompt = build_prompt(
         dataset,
@@ -131,8 +134,9 @@ def _item(
         mode=config.prompt_mode,
         n_sequence=config.n,
         seed=seed,
+        option_order=order,
     )
-    return Item(model, dataset, group, question, steering, method, seed, prompt)
+    return Item(model, dataset, group, question, steering, method, seed, prompt, order=order)
 
 
 def _completion_budget(call: Call) -> int:
@@ -211,7 +215,7 @@ class Runner:
         self.stats.seconds = time.perf_counter() - start
         frame = pd.concat(frames, ignore_index=True) if frames else items_frame([])
         save_items(frame, Path(self.config.out), self.manifest())
-        return frame
+        return survey_rows(frame)  # other option orders: load_results(out, all_orders=True)
 
     def _run_model(self, model: str, backend: Backend, cache: ResponseCache) -> pd.DataFrame:
         self.identities[model] = backend.identity.as_dict()
@@ -285,6 +289,7 @@ class Runner:
             "method": item.method.name,
             "group": item.group.key,
             "question_id": item.question.id,
+            "order": item.order,
             "letters": item.question.letters,
             "truth": target.probs.tolist(),
             "n": target.n,

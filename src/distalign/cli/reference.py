@@ -14,6 +14,8 @@ from distalign.cli._render import console, print_frame, write_frame
 from distalign.metrics import gap_table, leaderboard
 from distalign.metrics.aggregate import mark_undefined_gaps
 from distalign.metrics.bootstrap import CI_MODES, CIMode
+from distalign.metrics.common import common_items, coverage, with_item_counts
+from distalign.metrics.complete import temperature_summary
 from distalign.results import ITEMS_FILE, load_manifest, load_results, save_items
 
 DEFAULT_OUT = Path("results/reference")
@@ -101,6 +103,15 @@ def leaderboard_command(
     with_humans: Annotated[
         bool, typer.Option(help="Also print Table 2: Verbalize vs the paper's human annotators.")
     ] = False,
+    common_items: Annotated[
+        bool | None,
+        typer.Option(
+            "--common-items/--all-items",
+            help="When the folders cover different items: score every row on the (dataset, "
+            "group, question, steering) items all folders share, or on all of its own items "
+            "(default: all, with a note).",
+        ),
+    ] = None,
 ) -> None:
     """Main leaderboard (model x method, persona + few-shot, mean over datasets) with CIs."""
     if ci not in CI_MODES:
@@ -111,16 +122,23 @@ def leaderboard_command(
         if results
         else "`distalign import-reference`"
     )
-    boards = {}
-    for folder in folders:
-        items = _items(folder, hint)  # NoResultsError (a DistalignError) when there are none
-        mode = str(load_manifest(folder).get("mode", "standard"))
+    boards, temperatures = {}, {}
+    for mode, items in _items_by_mode(folders, hint).items():
+        items = _comparable(items, common_items)
         boards[mode] = _board(items, mode, ci, n_boot, seed)  # type: ignore[arg-type]
+        temperatures[mode] = temperature_summary(items)
     target = out or folders[0].parent
     for mode, (board, baselines, gaps) in boards.items():
         _show(mode, board, baselines, gaps, target)
+        _show_temperatures(mode, temperatures[mode], target)
     if with_humans:
         _humans_table(folders, target, n_boot, seed)
+    from distalign.cli._position import show_position_bias  # runs with --option-orders > 1
+
+    show_position_bias(folders, target, ci=ci, n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
+    from distalign.cli._knowledge import show_knowledge_tables  # gap split, steerability
+
+    show_knowledge_tables(folders, target, ci=ci, n_boot=n_boot, seed=seed)
     if {"paper", "standard"} <= set(boards) and not any(b[0].empty for b in boards.values()):
         side = side_by_side(boards["paper"][0], boards["standard"][0])
         side = side.drop(columns=[c for c in ("model_name",) if c in side])
@@ -144,6 +162,53 @@ def _items(folder: Path, hint: str) -> pd.DataFrame:
     if items.empty:
         raise NoResultsError(f"no results in {folder} (the items table is empty): run {hint} first")
     return items
+
+
+def _items_by_mode(folders: list[Path], hint: str) -> dict[str, pd.DataFrame]:
+    """Each mode's items over every folder, completed with TS-Log-p and baselines."""
+    from distalign.report.complete import dedupe_baselines, with_complement
+    from distalign.report.items import disambiguate
+
+    frames: dict[str, list[pd.DataFrame]] = {}
+    for folder in folders:
+        items = _items(folder, hint)  # NoResultsError (a DistalignError) when there are none
+        manifest = load_manifest(folder)
+        mode = str(manifest.get("mode", "standard"))
+        completed = with_complement(folder, items, manifest).assign(source=str(folder))
+        frames.setdefault(mode, []).append(completed)
+    return {
+        mode: disambiguate(dedupe_baselines(pd.concat(parts, ignore_index=True)))
+        for mode, parts in frames.items()
+    }
+
+
+def _comparable(items: pd.DataFrame, common: bool | None) -> pd.DataFrame:
+    """Say when the folders cover different items; restrict to the shared ones if asked."""
+    shared = coverage(items)
+    if not shared.differ:
+        return items
+    console.print(shared.message(), markup=False)
+    if common:
+        console.print("every row below is scored on the shared items only (--common-items)")
+        return common_items(items)
+    console.print(
+        "rows below average over different items and are not comparable cell for cell: "
+        "pass --common-items to score them on the shared items only"
+    )
+    return items
+
+
+def _show_temperatures(mode: str, table: pd.DataFrame, target: Path) -> None:
+    from distalign.reference.files import MODEL_DISPLAY_NAMES
+
+    if table.empty:
+        return
+    table = table.assign(model=table["model"].map(lambda m: MODEL_DISPLAY_NAMES.get(m, m)))
+    columns = ["model", "dataset", "steering", "temperatures", "n_scaled"]
+    print_frame(
+        table, f"TS-Log-p temperatures (cross-fit over question folds) [{mode} mode]", columns
+    )
+    write_frame(table, target, f"temperatures_{mode}")
 
 
 def _humans_table(folders: list[Path], target: Path, n_boot: int, seed: int) -> None:
@@ -188,14 +253,19 @@ def _show(
     for frame in (board, gaps):
         if "model" in frame:
             frame["model"] = frame["model"].map(lambda m: MODEL_DISPLAY_NAMES.get(m, m))
+    board = with_item_counts(board)
     columns = [
         c for c in ("model", "method", "mean", "ci_low", "ci_high", "half_width") if c in board
     ]
-    counts = ("n_scored", "n_parse_failures", "n_request_failures", "failure_rate")
+    counts = ("n_items", "n_scored", "n_parse_failures", "n_request_failures", "failure_rate")
     extra = [c for c in counts if c in board]
     ci_mode = board["ci_mode"].iloc[0] if "ci_mode" in board and len(board) else mode
     print_frame(board, f"Leaderboard [{mode} mode, CI: {ci_mode}]", columns + extra)
-    print_frame(baselines, f"Baselines [{mode} mode]", columns)
+    print_frame(
+        baselines,
+        f"Baselines [{mode} mode]",
+        columns + [c for c in ("n_scored",) if c in baselines],
+    )
     gap_columns = [
         c
         for c in ("model", "steering", "verbalize", "sequence", "gap", "ci_low", "ci_high")

@@ -41,6 +41,15 @@ def report_command(
         Path | None,
         typer.Option(help="Reference data folder: add the paper's human baseline (Table 2)."),
     ] = None,
+    common_items: Annotated[
+        bool | None,
+        typer.Option(
+            "--common-items/--all-items",
+            help="When the folders cover different items: score every row on the (dataset, "
+            "group, question, steering) items they share (the default then), or on all of "
+            "its own items.",
+        ),
+    ] = None,
 ) -> None:
     """Build a self-contained HTML report, plus CSV/JSON/Markdown tables and PNG/SVG figures."""
     from distalign.report import build_report
@@ -66,10 +75,13 @@ def report_command(
             samples_per_config=samples,
             stereotype_groups=(pair[0], pair[1]),
             with_humans=with_humans,
+            common_items=common_items,
         )
     for table in report.tables:
         if table.headline and not table.collapsed:
             print_frame(table.frame, table.title, table.shown)  # print_frame escapes markup
+            if table.name == "coverage":
+                console.print(table.note, markup=False)
     console.print(f"report written to {report.html} ({len(report.figures)} figures)")
     console.print(f"tables (CSV, JSON, Markdown) and figures (PNG, SVG) in {report.assets}/")
 
@@ -98,6 +110,11 @@ def compare_command(
     r = result.result
     console.print(f"A: {result.label_a}", markup=False)
     console.print(f"B: {result.label_b}", markup=False)
+    if result.n_items_a != result.n_items_b:
+        console.print(
+            f"A covers {result.n_items_a} items, B {result.n_items_b}: they are compared on "
+            "the items both scored only"
+        )
     console.print(f"mean TV on {r.n_shared} shared items: A {r.mean_a:.4f}, B {r.mean_b:.4f}")
     console.print(
         f"difference B - A = {r.statistic:+.4f}, 95% CI [{r.low:+.4f}, {r.high:+.4f}] "

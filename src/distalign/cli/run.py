@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from distalign.cli._position import parse_orders, show_position_bias
 from distalign.cli._render import console, print_frame, write_frame
 from distalign.errors import EXIT_INCOMPLETE
 
@@ -59,6 +60,7 @@ _FLAGS = {
     "out": "--out",
     "prices": "--prices",
     "threads": "--threads",
+    "option_orders": "--option-orders",
 }
 
 
@@ -84,6 +86,7 @@ def run_settings(config: Path | None = None, **flags: Any) -> dict[str, Any]:
         "out": _text(flags.get("out")),
         "prices": _text(flags.get("prices")),
         "threads": flags.get("threads"),
+        "option_orders": parse_orders(flags.get("option_orders")),
     }
     settings.update({k: v for k, v in given.items() if v is not None})
     return settings
@@ -216,8 +219,19 @@ def run_command(
         int | None,
         typer.Option(help="llama.cpp threads (embedded, gguf:); API models ignore it."),
     ] = None,
+    option_orders: Annotated[
+        str | None,
+        typer.Option(
+            help="Option orders per item: K (survey, reversed, shift1, ...) or names "
+            "(survey,reversed,shift2); K > 1 reports position bias. Standard prompt mode only."
+        ),
+    ] = None,
 ) -> None:
     """Run a benchmark grid through the response cache, then print the leaderboard."""
+    import pandas as pd
+
+    from distalign.metrics import leaderboard
+    from distalign.metrics.complete import complete_folder
     from distalign.runner import Runner
 
     flags: dict[str, Any] = {
@@ -234,6 +248,7 @@ def run_command(
         "out": out,
         "prices": prices,
         "threads": threads,
+        "option_orders": option_orders,
     }
     settings = run_settings(config, **flags)
     given = {name for name, value in flags.items() if value is not None}
@@ -270,7 +285,21 @@ def run_command(
         f"{stats.calls_failed} failed, in {stats.seconds:.1f} s"
     )
     _failure_summary(stats.failures, frame)
-    _leaderboard(frame, Path(run_config.out), n_boot)
+    out = Path(run_config.out)
+    # TS-Log-p and the baselines on the run's own items, saved beside them (complement.parquet)
+    extra = complete_folder(frame, out, run_config.datasets, run_config.data_dir).items
+    _leaderboard(
+        pd.concat([frame, extra[extra["model"] != "baseline"]], ignore_index=True), out, n_boot
+    )
+    baselines = extra[extra["model"] == "baseline"]
+    if not baselines.empty:
+        board = leaderboard(baselines, steerings=None, n_boot=n_boot)
+        print_frame(
+            board,
+            "Baselines on this run's items (mean TV)",
+            ["method", "mean", "ci_low", "ci_high", "n_scored"],
+        )
+    show_position_bias([Path(run_config.out)], Path(run_config.out), n_boot=n_boot)
     if stats.calls_failed:
         raise typer.Exit(EXIT_INCOMPLETE)
 

@@ -107,4 +107,6 @@ def _unknown_message(name: str) -> str:
 
 def _register_builtins() -> None:
     # Imported lazily: the loaders' modules import register_dataset from this package.
+    import distalign.datasets.globalvalues_all  # noqa: F401
+    import distalign.datasets.opinionqa500  # noqa: F401
     import distalign.datasets.reference  # noqa: F401

@@ -35,6 +35,11 @@ from distalign.datasets.nytimes import (
     NYTIMES_FILES,
     load_nytimes,
 )
+from distalign.datasets.nytimes_individual import (
+    NYT_INDIVIDUAL_FILES,
+    NYT_INDIVIDUAL_MAIN_GROUPS,
+    load_nytimes_individual,
+)
 from distalign.datasets.opinionqa import (
     OPINIONQA_FILES,
     PEW_100,
@@ -59,6 +64,8 @@ __all__ = [
     "GV_SUM_TOLERANCE",
     "MAIN_GROUPS",
     "NYTIMES_FILES",
+    "NYT_INDIVIDUAL_FILES",
+    "NYT_INDIVIDUAL_MAIN_GROUPS",
     "NYT_FILE",
     "NYT_GROUPS",
     "NYT_QUESTION",
@@ -76,6 +83,7 @@ __all__ = [
     "globalvalues_id",
     "load_globalvalues",
     "load_nytimes",
+    "load_nytimes_individual",
     "load_opinionqa",
     "main_groups",
 ]
@@ -92,7 +100,11 @@ MAIN_GROUPS: dict[str, tuple[Group, ...]] = {
         Group("RACE", "White"),
     ),
     "nytimes": NYT_GROUPS,
+    # The paper's four groups, then party × sex, built from the individual ratings.
+    "nytimes-individual": NYT_INDIVIDUAL_MAIN_GROUPS,
 }
+# The wave set is read with the OpinionQA rules and has the same groups.
+MAIN_GROUPS["opinionqa-500"] = MAIN_GROUPS["opinionqa"]
 
 
 def main_groups(dataset: Dataset) -> list[Group]:

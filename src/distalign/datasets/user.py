@@ -38,12 +38,14 @@ from distalign.datasets.user_rows import (
     PROB_TOLERANCE,
     DatasetError,
     Problems,
+    QuestionRow,
     Row,
     parse_rows,
 )
 
 __all__ = [
     "MAX_ERRORS",
+    "MICRODATA_COLUMN",
     "MIN_OPTIONS",
     "OPTIONAL_COLUMNS",
     "PROB_TOLERANCE",
@@ -65,13 +67,21 @@ REQUIRED_COLUMNS = (
 VALUE_COLUMNS = ("probability", "count")
 OPTIONAL_COLUMNS = ("ordinal", "n")
 USER_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
+MICRODATA_COLUMN = "respondent_id"  # a file with this column is microdata
 
 
 def load_user_dataset(path: str | Path) -> Dataset:
-    """Read, validate and convert a long-format file; raises :class:`DatasetError`."""
+    """Read, validate and convert a long-format or microdata file (a file with a
+    ``respondent_id`` column, see :mod:`distalign.datasets.microdata`); raises
+    :class:`DatasetError`."""
     file = Path(path)
     problems = Problems(file)
     columns, records = _read_records(file)
+    if MICRODATA_COLUMN in columns:
+        # Imported here: the microdata module reuses this module's readers and checks.
+        from distalign.datasets.microdata import microdata_from_records
+
+        return microdata_from_records(file, columns, records)
     value_column = _check_columns(columns, problems)
     if not records:
         problems.add("row 1", "(all)", "the file has no data rows")
@@ -154,9 +164,9 @@ def _check_consistency(
     _check_cells(clean, value_column, problems)
 
 
-def _check_questions(rows: list[Row], problems: Problems) -> None:
+def _check_questions(rows: Sequence[QuestionRow], problems: Problems) -> None:
     """The text, options and ordinal flag of a question must agree on every row."""
-    first: dict[str, Row] = {}
+    first: dict[str, QuestionRow] = {}
     for row in rows:
         seen = first.setdefault(row.question_id, row)
         where = f"differs from row {seen.number} of question {row.question_id!r}"
@@ -237,7 +247,7 @@ def _build(file: Path, rows: list[Row], value_column: str) -> Dataset:
     )
 
 
-def _question(row: Row) -> Question:
+def _question(row: QuestionRow) -> Question:
     ordinal = tuple(float(i + 1) for i in range(len(row.options))) if row.ordinal else None
     return Question(id=row.question_id, text=row.question, options=row.options, ordinal=ordinal)
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -37,6 +37,21 @@ class DatasetError(DistalignError):
         more = count - len(self.problems)
         tail = f"\n  ... and {more} more" if more > 0 else ""
         super().__init__(f"{path}: {count} problem(s) found, nothing was loaded:\n{lines}{tail}")
+
+
+class QuestionRow(Protocol):
+    """What the question checks need of a row (a long-format or a microdata row)."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def question_id(self) -> str: ...
+    @property
+    def question(self) -> str: ...
+    @property
+    def options(self) -> tuple[str, ...]: ...
+    @property
+    def ordinal(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,8 @@ def _parse_row(
     attribute, group_value, option = text("group_attribute"), text("group_value"), text("option")
     if "=" in attribute:
         problems.add(number, "group_attribute", f"must not contain '=': {attribute!r}")
+    if "&" in attribute:  # '&' joins the parts of a conjunction (POLPARTY=Democrat&SEX=Female)
+        problems.add(number, "group_attribute", f"must not contain '&': {attribute!r}")
     options = _options(record.get("options"), number, problems)
     value = _number(record.get(value_column), number, value_column, problems)
     if value is not None and value < 0:

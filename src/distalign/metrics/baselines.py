@@ -20,7 +20,7 @@ Each baseline yields rows of the items table (``model="baseline"``, ``method=<na
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import numpy as np
@@ -51,13 +51,19 @@ def baseline_items(
     seed: int = 0,
     n_sim: int = 1000,
     n_samples: int = 30,
+    questions: Collection[str] | None = None,
 ) -> Any:
-    """All baselines for every (group, question) target of ``groups`` as an items table."""
+    """All baselines for every (group, question) target of ``groups`` as an items table.
+
+    ``questions`` limits the questions (default: all of the dataset's).
+    """
     chosen = groups if groups is not None else dataset.groups
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     for group in chosen:
         for question in dataset.questions.values():
+            if questions is not None and question.id not in questions:
+                continue
             target = dataset.target(group, question.id)
             if target is None:
                 continue

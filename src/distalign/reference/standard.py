@@ -25,7 +25,8 @@ import pandas as pd
 from distalign.data import Dataset, Group, Question, letters_for
 from distalign.datasets import load_dataset
 from distalign.datasets.reference import main_groups
-from distalign.metrics import baseline_items, crossfit, score_item
+from distalign.metrics import baseline_items, score_item
+from distalign.metrics.complete import ts_logp_items
 from distalign.parsing import Parsed, parse_sequence, parse_verbalized
 from distalign.reference.files import (
     Record,
@@ -62,9 +63,9 @@ def standard_items(
         for qid, record in records.items():
             rows.extend(_record_rows(file, dataset, qid, record, prompt_options))
     frame = items_frame(rows)
-    return pd.concat(
-        [frame, _crossfit_rows(frame, datasets, temperature_folds, seed)], ignore_index=True
-    )
+    # TS-Log-p: refit from the Log-p rows, cross-fit over question folds (as for any run)
+    scaled = ts_logp_items(frame, datasets, k=temperature_folds, seed=seed).items
+    return pd.concat([frame, scaled], ignore_index=True)
 
 
 class PromptOptions:
@@ -196,45 +197,6 @@ def _country(question: Question, record: Record, dataset: Dataset) -> Group:
     if best is None:
         raise ValueError(f"no country of {question.id} matches the stored truth")
     return best
-
-
-def _crossfit_rows(
-    frame: pd.DataFrame, datasets: Mapping[str, Dataset], k: int, seed: int
-) -> pd.DataFrame:
-    """TS-Log-p rows: Log-p temperature-scaled with a T fit on the other question folds."""
-    logp = frame[frame["method"] == "logp"]
-    parts = []
-    for _, block in logp.groupby(["model", "dataset", "steering"], sort=False):
-        parts.append(_crossfit_block(block, datasets, k, seed))
-    if not parts:
-        return items_frame([])
-    return pd.concat(parts, ignore_index=True)
-
-
-def _crossfit_block(
-    block: pd.DataFrame, datasets: Mapping[str, Dataset], k: int, seed: int
-) -> pd.DataFrame:
-    out = block.copy()
-    out["method"] = "ts_logp"
-    ok = block["status"] == Status.OK
-    scored = block[ok]
-    fit = crossfit(
-        list(scored["question_id"]),
-        [np.asarray(p) for p in scored["pred"]],
-        [np.asarray(t) for t in scored["truth"]],
-        k=k,
-        seed=seed,
-    )
-    questions = datasets[block["dataset"].iloc[0]].questions
-    new = [
-        score_item(s, t, questions[q].ordinal)
-        for s, t, q in zip(fit.scaled, scored["truth"], scored["question_id"], strict=True)
-    ]
-    out.loc[ok, "pred"] = pd.Series([s.tolist() for s in fit.scaled], index=scored.index)
-    for column in ("tv", "js", "w1"):
-        out.loc[ok, column] = [row[column] for row in new]
-    out.loc[ok, "detail"] = [f"T={t:.4g} (crossfit, k={k})" for t in fit.temperature_per_item]
-    return out
 
 
 def standard_baselines(data_dir: Path, seed: int = 0) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from distalign.metrics.aggregate import MAIN_STEERINGS, PairedResult, paired, select
 from distalign.metrics.bootstrap import CIMode
+from distalign.metrics.common import n_items
 from distalign.report.items import display_name, load_items
 from distalign.results import STEERINGS
 
@@ -87,6 +88,8 @@ class Comparison:
     label_a: str
     label_b: str
     result: PairedResult
+    n_items_a: int = 0  # (dataset, group, question, steering) items A attempted
+    n_items_b: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,8 @@ class Comparison:
             "b": self.b.text,
             "label_a": self.label_a,
             "label_b": self.label_b,
+            "n_items_a": self.n_items_a,
+            "n_items_b": self.n_items_b,
             **self.result.__dict__,
         }
 
@@ -109,7 +114,8 @@ def compare(
     frame_a = select_configuration(items_a, sel_a)
     frame_b = select_configuration(items_b, sel_b)
     result = paired(frame_a, frame_b, kind="difference", ci_mode=ci_mode, n_boot=n_boot, seed=seed)
-    return Comparison(sel_a, sel_b, _label(frame_a), _label(frame_b), result)
+    labels = _label(frame_a), _label(frame_b)
+    return Comparison(sel_a, sel_b, *labels, result, n_items(frame_a), n_items(frame_b))
 
 
 def _label(frame: pd.DataFrame) -> str:

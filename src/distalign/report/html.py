@@ -22,8 +22,11 @@ from matplotlib.figure import Figure
 
 from distalign import __version__
 from distalign.report import figures as fig
+from distalign.report.common import comparable_items
 from distalign.report.items import BASELINE, Source, load_items, modes_of, results_folders
+from distalign.report.knowledge import knowledge_tables
 from distalign.report.lookup import DatasetLookup, messages_text
+from distalign.report.position import position_figures, position_tables
 from distalign.report.tables import ReportTable, build_tables, write_tables
 from distalign.report.views import (
     MANIFEST_FACTS,
@@ -107,20 +110,27 @@ def build_report(
     assets_dir: Path | None = None,
     title: str = "distalign report",
     with_humans: Path | None = None,
+    common_items: bool | None = None,
 ) -> Report:
     """Build the report for ``results_dirs`` into ``out_html``.
 
     ``with_reference`` adds the paper's reference models from an imported reference folder
     (``True``: ``results/reference``), in the modes the results use, so a new model lands in
     the paper's leaderboard. ``with_humans`` (the reference data folder) adds the paper's
-    Table 2: Verbalize against the human annotators on OpinionQA + NYT. ``toy`` is a
+    Table 2: Verbalize against the human annotators on OpinionQA + NYT. When the folders
+    cover different items, every row is scored on the items they share unless
+    ``common_items`` is False (:mod:`distalign.report.common`). ``toy`` is a
     ``distalign toy coin`` table (file or DataFrame) for the biased-coin figure. Tables and
     figure files go to ``assets_dir`` (default ``<out_html stem>_files/``); the HTML itself
     embeds everything it shows.
     """
     items, sources = load_items(_folders(results_dirs, with_reference))
+    items, coverage = comparable_items(items, common_items)  # shared items when sets differ
     assets = assets_dir or out_html.with_name(f"{out_html.stem}_files")
     tables = build_tables(items, n_boot=n_boot, seed=seed)
+    tables[:0] = [coverage] if coverage is not None else []
+    tables += position_tables(sources, n_boot=n_boot, seed=seed)  # runs with option orders
+    tables += knowledge_tables(items, sources, n_boot=n_boot, seed=seed)  # gap split, steering
     if with_humans is not None:
         tables.insert(0, humans_table(items, with_humans, n_boot=n_boot, seed=seed))
     files = write_tables(tables, assets / "tables")
@@ -217,6 +227,7 @@ def pending_figures(
     if mine["method"].isin(("logp", "ts_logp")).any():
         pending.append(_reliability(mine, mode))
     pending.append(_majority(mine, mode))
+    pending += [_Pending(*p) for p in position_figures({t.name: t.frame for t in tables})]
     if (mine["dataset"] == "nytimes").any():
         pending.append(_stereotype(mine, mode, groups, lookup))
     if toy is not None:

@@ -12,6 +12,7 @@ import pandas as pd
 from distalign.errors import DistalignError
 from distalign.metrics.bootstrap import CIMode
 from distalign.reference.files import MODEL_DISPLAY_NAMES
+from distalign.report.complete import dedupe_baselines, with_complement
 from distalign.results import ITEMS_FILE, load_manifest, load_results
 
 BASELINE = "baseline"
@@ -60,10 +61,12 @@ def load_items(paths: Iterable[Path]) -> tuple[pd.DataFrame, list[Source]]:
         if folder.resolve() in seen:
             continue
         seen.add(folder.resolve())
-        frame = load_results(folder)
+        manifest = load_manifest(folder)
+        # TS-Log-p and baselines on the folder's own items (distalign.metrics.complete)
+        frame = with_complement(folder, load_results(folder), manifest)
         frame["source"] = str(folder)
         frames.append(frame)
-        sources.append(Source(folder, load_manifest(folder), sorted(set(frame["mode"]))))
+        sources.append(Source(folder, manifest, sorted(set(frame["mode"]))))
     if not frames:
         raise NoResultsError("no results folders given: run `distalign run` first")
     items = pd.concat(frames, ignore_index=True)
@@ -72,10 +75,11 @@ def load_items(paths: Iterable[Path]) -> tuple[pd.DataFrame, list[Source]]:
         raise NoResultsError(
             f"no results in {where} (the items table is empty): run `distalign run` first"
         )
-    return _disambiguate(items), sources
+    return disambiguate(dedupe_baselines(items)), sources
 
 
-def _disambiguate(items: pd.DataFrame) -> pd.DataFrame:
+def disambiguate(items: pd.DataFrame) -> pd.DataFrame:
+    """Append the folder name to a model id that more than one folder of a mode holds."""
     owners = items.groupby(["mode", "model"])["source"].nunique()
     clashing = {key for key, count in owners.items() if count > 1}
     if not clashing:

@@ -23,6 +23,7 @@ from distalign.metrics.aggregate import (
     table_index,
 )
 from distalign.metrics.bootstrap import bootstrap_mean
+from distalign.metrics.common import with_item_counts
 from distalign.report.items import baselines_only, ci_mode_for, models_only, with_names
 from distalign.results import METHODS, STEERINGS
 
@@ -43,7 +44,7 @@ def main_leaderboard(items: pd.DataFrame, mode: str, *, n_boot: int, seed: int) 
 
         return with_names(paper_leaderboard(models, n_boot=n_boot, seed=seed))
     board = leaderboard(models, ci_mode=ci_mode_for(mode), n_boot=n_boot, seed=seed)
-    return with_names(_method_order(board))
+    return with_names(with_item_counts(_method_order(board)))
 
 
 def baseline_board(items: pd.DataFrame, mode: str, *, n_boot: int, seed: int) -> pd.DataFrame:

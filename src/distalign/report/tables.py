@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from distalign.formatting import fmt, write_frame
+from distalign.metrics.complete import temperature_summary
 from distalign.report.comparison import (
     SELECTOR_KEYS,
     Comparison,
@@ -165,7 +166,7 @@ def write_tables(tables: Sequence[ReportTable], out_dir: Path) -> list[Path]:
 
 # --- the report's table set ----------------------------------------------------------------
 
-BOARD_COLUMNS = ["model_name", "method", *CI_COLUMNS, *COUNT_COLUMNS, "datasets"]
+BOARD_COLUMNS = ["model_name", "method", *CI_COLUMNS, "n_items", *COUNT_COLUMNS, "datasets"]
 
 
 def build_tables(items: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> list[ReportTable]:
@@ -265,6 +266,19 @@ def mode_tables(items: pd.DataFrame, mode: str, *, n_boot: int, seed: int) -> li
             headline=True,
         ),
     ]
+    temperatures = temperature_summary(items)
+    if not temperatures.empty:
+        tables.append(
+            ReportTable(
+                f"temperatures_{mode}",
+                f"TS-Log-p temperatures [{mode} mode]",
+                with_names(temperatures),
+                ["model_name", "dataset", "steering", "temperatures", "n_scaled"],
+                "The T each question fold was scaled with, fit on the other folds (cross-fit "
+                "over questions, T in [0.01, 100]; one question: in-sample).",
+                collapsed=len(temperatures) > 12,
+            )
+        )
     return tables + _breakdown_tables(items, mode, n_boot=n_boot, seed=seed)
 
 

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from distalign.data import Dataset, Group, Question, letters_for
 from distalign.steering import templates as t
 from distalign.steering.fewshot import Example, select_examples
+from distalign.steering.orders import SURVEY, permute
 
 Steering = Literal["none", "persona", "fewshot"]
 PromptMode = Literal["standard", "paper"]
@@ -73,11 +74,31 @@ class Prompt:
 def group_phrase(group: Group | None, mode: PromptMode) -> str:
     if group is None:
         return t.NOBODY
+    if group.parts:  # a conjunction (the paper has none, so paper mode words it the same)
+        return _conjunction_phrase(group.parts)
     if group.attribute == "COUNTRY":
         return f"people in {group.value}"
     if mode == "paper":
         return f'a group of "{group.value}s"'
     return t.GROUP_PHRASES.get((group.attribute, group.value), f"people with {group.key}")
+
+
+def _conjunction_phrase(parts: tuple[tuple[str, str], ...]) -> str:
+    """``Democrats who are women``; parts without a phrase follow as ``with AGE=18-29``."""
+    known, unknown = [], []
+    for attribute, value in parts:
+        phrase = f"people in {value}" if attribute == "COUNTRY" else None
+        phrase = phrase or t.GROUP_PHRASES.get((attribute, value))
+        if phrase is None:
+            unknown.append(f"{attribute}={value}")
+        else:
+            known.append(phrase)
+    words = known[0] if known else "people"
+    if len(known) > 1:
+        words += " who are " + " and ".join(known[1:])
+    if unknown:
+        words += (", with " if len(known) > 1 else " with ") + " and ".join(unknown)
+    return words
 
 
 def displayed_order(question: Question, mode: PromptMode) -> list[int]:
@@ -113,18 +134,20 @@ def build_prompt(
     mode: PromptMode = "standard",
     n_sequence: int = 30,
     seed: int = 0,
+    option_order: str = SURVEY,
 ) -> Prompt:
     """Messages asking ``method`` of the model for ``group`` under ``steering``.
 
     ``method`` is an expression method (``distalign.methods.get_method(name)``); a method
-    name still works for now (see :func:`_wording`).
+    name still works for now (see :func:`_wording`). ``option_order`` permutes the evaluated
+    question's options (``distalign.steering.orders``; few-shot examples keep theirs).
     """
     if steering not in STEERINGS:
         raise ValueError(f"steering must be one of {STEERINGS}, got {steering!r}")
     if steering != "none" and group is None:
         raise ValueError(f"{steering} steering needs a group")
     who = group_phrase(group if steering != "none" else None, mode)
-    order = displayed_order(question, mode)
+    order = permute(displayed_order(question, mode), option_order)
     instruction = method.instruction.format(n=n_sequence, who=who)
     examples: list[Example] = []
     if steering == "fewshot":
