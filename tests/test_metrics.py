@@ -339,10 +339,16 @@ def test_score_items_equals_score_item_one_by_one() -> None:
         ordinals.append(list(range(k - 1)) + [None] if k > 3 else None)
     preds[3] = [0.5, 0.5, 0.5, 0.5]  # not a distribution: NaN everywhere
     truths[4] = [0.5, 0.5]  # a truth over other options: NaN
+    # W1 on other scales: positions in another order, all mass off the scale, one point left
+    preds.append([0.2, 0.3, 0.5]), truths.append([0.6, 0.1, 0.3]), ordinals.append([2, 0, 1])
+    preds.append([0.0, 0.0, 1.0]), truths.append([0.2, 0.3, 0.5]), ordinals.append([0, 1, None])
+    preds.append([0.4, 0.6]), truths.append([0.5, 0.5]), ordinals.append([0, None])
     together = score_items(preds, truths, ordinals)
     for pred, truth, ordinal, scores in zip(preds, truths, ordinals, together, strict=True):
         alone = score_item(pred, truth, ordinal)
         assert set(scores) == set(alone) == {"tv", "js", "w1"}
         for name, value in alone.items():
             assert scores[name] == pytest.approx(value, abs=1e-12, nan_ok=True)
+        assert scores["w1"] == alone["w1"] or (np.isnan(scores["w1"]) and np.isnan(alone["w1"]))
     assert np.isnan(together[3]["tv"]) and np.isnan(together[4]["js"])
+    assert [np.isnan(s["w1"]) for s in together[-3:]] == [False, True, True]

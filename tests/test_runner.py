@@ -107,3 +107,24 @@ def test_kill_9_midway_then_rerun_sends_only_what_was_missing(
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     total = 3 * 8  # 3 questions x 8 independent samples
     assert f"{total} calls: {completed} from cache, {total - completed} sent" in result.stdout
+
+
+def test_score_rows_marks_a_prediction_that_is_no_distribution_not_scored() -> None:
+    from distalign.results import Status
+    from distalign.runner import score_rows
+
+    def row(pred: list[float]) -> dict[str, object]:
+        truth = [0.25, 0.25, 0.5]
+        return {
+            "status": Status.OK,
+            "pred": pred,
+            "truth": truth,
+            "ordinal": (0, 1, 2),
+            "detail": None,
+        }
+
+    rows = score_rows([row([0.2, 0.3, 0.5]), row([0.5, 0.5, 0.5]), row([0.1, float("nan"), 0.9])])
+    assert rows[0]["status"] == Status.OK and rows[0]["tv"] == pytest.approx(0.05)
+    for bad, why in zip(rows[1:], ["values sum to 1.5", "NaN or infinite"], strict=True):
+        assert bad["status"] == Status.NOT_SCORED and "tv" not in bad and "ordinal" not in bad
+        assert why in bad["detail"] and bad["detail"].startswith("not scored")

@@ -8,6 +8,7 @@ a :class:`Target` — the group's answer distribution over the question's option
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Iterable, Iterator, Mapping
@@ -80,8 +81,8 @@ class Group:
         """The (attribute, value) pairs a respondent must match: one for a plain group."""
         return self.parts or ((self.attribute, self.value),)
 
-    @property
-    def key(self) -> str:
+    @functools.cached_property
+    def key(self) -> str:  # cached: looked up for every target of every item
         return "&".join(f"{a}={v}" for a, v in self.conditions)
 
     @classmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -65,6 +66,7 @@ class Item:
     prompt: Prompt
     attempts: list[list[str]] = field(default_factory=list)  # cache keys per attempt
     order: str = "survey"  # the option order shown (distalign.steering.orders)
+    messages_text: str = ""  # the prompt's messages as the engine serialized them (JSON)
 
 
 @dataclass
@@ -188,7 +190,14 @@ def score_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
     for row, score in zip(ok, scores, strict=True):
         del row["ordinal"]
-        row.update(score)
+        problem = None
+        if math.isnan(score["tv"]):  # a guard: the parsers and loaders should make this unreachable
+            problem = distribution_problem(row["pred"]) or distribution_problem(row["truth"])
+        if problem is None:
+            row.update(score)
+        else:
+            row["status"] = Status.NOT_SCORED
+            row["detail"] = join_notes(row["detail"], f"not scored: {problem}")
     return rows
 
 
@@ -251,6 +260,7 @@ class Runner:
                 )
                 keys.append(request.key)
                 requests.append(request)
+                item.messages_text = request.messages_text
             item.attempts.append(keys)
         return requests
 
@@ -294,7 +304,7 @@ class Runner:
             "truth": target.probs.tolist(),
             "n": target.n,
             "raw": first.get("text"),
-            "prompt": json.dumps(item.prompt.messages, ensure_ascii=False),
+            "prompt": item.messages_text or json.dumps(item.prompt.messages, ensure_ascii=False),
             "detail": join_notes(parsed.detail, f"attempts={len(item.attempts)}"),
             "covered_mass": parsed.raw_sum if item.method.reports_covered_mass else None,
             "seed": item.seed,
@@ -313,10 +323,6 @@ class Runner:
             )
             return {**row, "status": status}
         pred = item.prompt.to_canonical(parsed.probs)
-        problem = distribution_problem(pred) or distribution_problem(target.probs)
-        if problem is not None:  # a guard: the parsers and loaders should make this unreachable
-            detail = join_notes(row["detail"], f"not scored: {problem}")
-            return {**row, "pred": pred, "status": Status.NOT_SCORED, "detail": detail}
         # scored by score_rows, all items in one pass
         return {**row, "pred": pred, "status": Status.OK, "ordinal": item.question.ordinal}
 

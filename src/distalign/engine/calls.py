@@ -98,10 +98,15 @@ class Request:
     """One call on one prompt for one backend, and its cache key."""
 
     key: str
-    payload: str  # the canonical JSON whose hash is ``key``; stored with the response
+    parts: tuple[str, ...]  # the canonical JSON whose hash is ``key``, in pieces
     messages: Sequence[Mapping[str, str]]
     messages_text: str  # the messages as canonical JSON: sorts shared prefixes together
     call: Call
+
+    @property
+    def payload(self) -> str:
+        """The canonical JSON stored with the response (joined only for calls sent)."""
+        return "".join(self.parts)
 
 
 class RequestMaker:
@@ -116,35 +121,47 @@ class RequestMaker:
     def __init__(self, identity: BackendIdentity, context: Mapping[str, Any]) -> None:
         fixed = {"backend": canonical_json(identity.as_dict())}
         fixed.update((k, canonical_json(v)) for k, v in context.items())
-        names = sorted([*fixed, "messages", "call"])
-        # the payload text between the messages and the call parts, in sorted-key order
-        self._pieces = [(name, json.dumps(name) + ":", fixed.get(name)) for name in names]
-        self._messages: tuple[int, Sequence[Mapping[str, str]], str] | None = None
+        # The payload text in sorted-key order is three constant pieces around the two that
+        # vary: {...,"call":CALL,...,"messages":MESSAGES,...} ("call" sorts before "messages").
+        texts = [""]
+        for i, name in enumerate(sorted([*fixed, "messages", "call"])):
+            texts[-1] += ("," if i else "") + json.dumps(name) + ":"
+            if name in fixed:
+                texts[-1] += fixed[name]
+            else:
+                texts.append("")
+        self._before, self._between, self._after = "{" + texts[0], texts[1], texts[2] + "}"
+        self._start = hashlib.sha256(self._before.encode())  # copied for every call
+        self._between_bytes, self._after_bytes = self._between.encode(), self._after.encode()
+        self._messages: tuple[Sequence[Mapping[str, str]], str, bytes] | None = None
 
     def __call__(self, messages: Sequence[Mapping[str, str]], call: Call) -> Request:
-        text = self._messages_json(messages)
+        text, text_bytes = self._messages_json(messages)
         try:
-            call_text = _call_json(call)
+            call_text, call_bytes = _call_json(call)
         except TypeError:  # a call with a list inside is not hashable: serialize it each time
             call_text = canonical_json(call.as_json())
-        values = {"messages": text, "call": call_text}
-        body = ",".join(label + (value or values[name]) for name, label, value in self._pieces)
-        payload = "{" + body + "}"
-        return Request(text_key(payload), payload, messages, text, call)
+            call_bytes = call_text.encode()
+        digest = self._start.copy()
+        for part in (call_bytes, self._between_bytes, text_bytes, self._after_bytes):
+            digest.update(part)
+        parts = (self._before, call_text, self._between, text, self._after)
+        return Request(digest.hexdigest(), parts, messages, text, call)
 
-    def _messages_json(self, messages: Sequence[Mapping[str, str]]) -> str:
+    def _messages_json(self, messages: Sequence[Mapping[str, str]]) -> tuple[str, bytes]:
         # an item's calls come one after another with the same messages object
-        if self._messages is not None and self._messages[1] is messages:
-            return self._messages[2]
+        if self._messages is not None and self._messages[0] is messages:
+            return self._messages[1], self._messages[2]
         text = canonical_json([dict(m) for m in messages])
-        self._messages = (id(messages), messages, text)
-        return text
+        self._messages = (messages, text, text.encode())
+        return text, self._messages[2]
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _call_json(call: Call) -> str:
+def _call_json(call: Call) -> tuple[str, bytes]:
     # every item asks the same few calls (sample i has the same seed in every item)
-    return canonical_json(call.as_json())
+    text = canonical_json(call.as_json())
+    return text, text.encode()
 
 
 def canonical_json(value: Any) -> str:

@@ -29,18 +29,26 @@ class Samples(ExpressionMethod):
     retryable = False
     tolerates_lost_calls = True
 
+    def __init__(self, n: int = 30) -> None:
+        super().__init__(n)
+        self._made: dict[tuple[Any, ...], tuple[Call, ...]] = {}
+
     def example_answer(self, probs: NDArray[np.float64], n: int, rng: np.random.Generator) -> str:
         return drawn_letter(probs, rng)
 
     def calls(self, prompt: Prompt, seed: int, attempt: int) -> list[Call]:
-        return [
-            GenerateCall(
-                seed=self._seed(seed, attempt, sample),
-                sample=sample,  # 30 samples are 30 cache entries, never one
-                **self._letters_call(prompt, 1),
+        shape = self._letters_call(prompt, 1)
+        key = (self.n, seed, attempt, *sorted(shape.items()))
+        if key not in self._made:  # the same N calls for every item of a seed and letters
+            self._made[key] = tuple(
+                GenerateCall(
+                    seed=self._seed(seed, attempt, sample),
+                    sample=sample,  # 30 samples are 30 cache entries, never one
+                    **shape,
+                )
+                for sample in range(self.n)
             )
-            for sample in range(self.n)
-        ]
+        return list(self._made[key])
 
     def parse(self, prompt: Prompt, responses: Sequence[Any]) -> Parsed:
         options = prompt.option_texts or None

@@ -107,6 +107,32 @@ def wasserstein_ordinal(
     return float(np.abs(cdf_gap).sum() / (len(order) - 1))
 
 
+def wasserstein_ordinal_rows(
+    p: FloatArray, q: FloatArray, positions: Sequence[float | None]
+) -> FloatArray:
+    """:func:`wasserstein_ordinal` for many items of one scale: ``p`` and ``q`` are [items, k].
+
+    The same arithmetic row by row (so the same floats), in a few array operations.
+    """
+    p_arr, q_arr = np.atleast_2d(p).astype(np.float64), np.atleast_2d(q).astype(np.float64)
+    rows = p_arr.shape[0]
+    if p_arr.shape != q_arr.shape or len(positions) != p_arr.shape[-1]:
+        return np.full(rows, np.nan)
+    if any(pos is not None and not np.isfinite(float(pos)) for pos in positions):
+        return np.full(rows, np.nan)
+    keep = [i for i, pos in enumerate(positions) if pos is not None]
+    if len(keep) < 2:
+        return np.full(rows, np.nan)
+    order = sorted(keep, key=lambda i: float(positions[i]))  # type: ignore[arg-type]
+    p_ord, q_ord = p_arr[:, order], q_arr[:, order]
+    p_sum, q_sum = p_ord.sum(axis=-1), q_ord.sum(axis=-1)
+    ok = _valid(p_arr) & _valid(q_arr) & (p_sum > 0) & (q_sum > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.cumsum(p_ord / p_sum[:, None] - q_ord / q_sum[:, None], axis=-1)[:, :-1]
+        w1 = np.abs(gap).sum(axis=-1) / (len(order) - 1)
+    return np.where(ok, w1, np.nan)
+
+
 def distribution_problem(values: ArrayLike) -> str | None:
     """Why one vector is not a probability distribution (the module's input rule), or None.
 

@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from distalign.metrics.distance import jensen_shannon, total_variation, wasserstein_ordinal
+from distalign.metrics.distance import (
+    jensen_shannon,
+    total_variation,
+    wasserstein_ordinal,
+    wasserstein_ordinal_rows,
+)
 
 
 def score_item(
@@ -53,12 +58,26 @@ def score_items(
         js = np.atleast_1d(jensen_shannon(p, t))
         for row, i in enumerate(indices):
             scores[i] = {"tv": float(tv[row]), "js": float(js[row])}
-    for i, ordinal in enumerate(ordinals):
-        w1 = float("nan")
-        if ordinal is not None:
-            w1 = wasserstein_ordinal(preds[i], truths[i], ordinal)
-        scores[i]["w1"] = w1
+    for score in scores:
+        score["w1"] = float("nan")
+    for (width, scale), indices in _by_scale(preds, ordinals).items():
+        p = np.array([np.asarray(preds[i], dtype=np.float64) for i in indices])
+        t = _stack([truths[i] for i in indices], width)
+        for i, w1 in zip(indices, wasserstein_ordinal_rows(p, t, scale), strict=True):
+            scores[i]["w1"] = float(w1)
     return scores
+
+
+def _by_scale(
+    preds: Sequence[ArrayLike], ordinals: Sequence[Sequence[float | None] | None]
+) -> dict[tuple[int, tuple[float | None, ...]], list[int]]:
+    """Indices of the ordinal items, by option count and scale positions."""
+    groups: dict[tuple[int, tuple[float | None, ...]], list[int]] = {}
+    for index, ordinal in enumerate(ordinals):
+        if ordinal is not None:
+            width = len(np.atleast_1d(np.asarray(preds[index])))
+            groups.setdefault((width, tuple(ordinal)), []).append(index)
+    return groups
 
 
 def _stack(truths: Sequence[ArrayLike], width: int) -> np.ndarray:
