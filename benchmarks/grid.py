@@ -150,12 +150,11 @@ def torch_rates(prompts: list[list[dict[str, str]]]) -> dict[str, float]:
             start = time.perf_counter()
             out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
             prefill.append(ids.shape[1] / (time.perf_counter() - start))
-            cache, token = out.past_key_values, ids[:, -1:]
+            cache, token = out.cache, ids[:, -1:]
             start = time.perf_counter()
             for _ in range(30):
-                cache = model(
-                    input_ids=token, past_key_values=cache, use_cache=True
-                ).past_key_values
+                # logits of the last position only, as the backend's decoding loop does
+                cache = model(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1).cache
             decode.append(30 / (time.perf_counter() - start))
     return {"prefill": max(prefill), "decode": max(decode)}
 
