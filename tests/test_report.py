@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 import shutil
@@ -532,3 +533,168 @@ def test_figures_are_figures() -> None:
     assert isinstance(fig.majority_scatter(items), Figure)
     reliability = fig.reliability_figure(items).get_axes()
     assert [ax.get_xlabel() for ax in reliability] == ["mean predicted probability (binned)"] * 2
+
+
+# --- report polish: dataset lookup, wide tables, details, fewer-items flag ---------------------
+
+
+def labelled_report(tmp_path: Path, folder: Path, rows: list[dict[str, Any]], **config: Any) -> str:
+    """The HTML of a report on one run folder whose manifest records ``config``."""
+    manifest = {"kind": "run", "config": {"methods": ["verbalize"], "n": 30, **config}}
+    write_results(folder, rows, **manifest)
+    report = build_report([folder], tmp_path / "report.html", n_boot=N_BOOT, samples_per_config=2)
+    return html_lib.unescape(report.html.read_text())
+
+
+def test_labels_come_from_the_env_var_data_folder(
+    tmp_path: Path, reference_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distalign.datasets import load_dataset
+
+    question = next(iter(load_dataset("opinionqa", reference_dir).questions.values()))
+    letters = [chr(ord("A") + i) for i in range(len(question.options))]
+    uniform = [1 / len(letters)] * len(letters)
+    rows = [
+        row("m", "verbalize", 0.1, question_id=question.id, group=g, letters=letters,
+            pred=uniform, truth=uniform)
+        for g in GROUPS
+    ]  # fmt: skip
+    monkeypatch.setenv("DISTALIGN_DATA", str(reference_dir))  # no --data-dir in the manifest
+    html = labelled_report(tmp_path, tmp_path / "run", rows, datasets=["opinionqa"], data_dir=None)
+    assert question.text in html
+    for option in question.options:
+        assert f"<td>{option}</td>" in html
+    assert "rebuilt from the dataset" in html  # the prompt too
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_labels_come_from_a_user_file(tmp_path: Path, absolute: bool) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    survey = project / "survey.csv"
+    survey.write_text(
+        "question_id,question,options,group_attribute,group_value,option,count\n"
+        "tea,Do you like tea?,Yes|No|Not sure,AGE,18-29,Yes,30\n"
+        "tea,Do you like tea?,Yes|No|Not sure,AGE,18-29,No,10\n"
+        "tea,Do you like tea?,Yes|No|Not sure,AGE,65+,Yes,45\n"
+    )
+    rows = [
+        row("m", "verbalize", 0.1, dataset="survey", question_id="tea", group=g,
+            letters=["A", "B", "C"], pred=[0.5, 0.3, 0.2], truth=[0.75, 0.25, 0.0])
+        for g in ("AGE=18-29", "AGE=65+")
+    ]  # fmt: skip
+    # As `distalign run --dataset survey.csv --out results/run` started in project/ records it
+    # (the report runs elsewhere), or with the absolute path.
+    entry = str(survey) if absolute else "survey.csv"
+    folder = project / "results" / "run"
+    html = labelled_report(tmp_path, folder, rows, datasets=[entry], out="results/run")
+    assert "Do you like tea?" in html
+    assert all(f"<td>{option}</td>" in html for option in ("Yes", "No", "Not sure"))
+
+
+def page_measures(page: Path, profile: Path, width: int, height: int) -> dict[str, Any]:
+    """Layout measures of the diagnostics table, taken by a script in a copy of ``page`` (the
+    report itself forbids scripts)."""
+    script = """<script>
+    const table = document.querySelector('#table-diagnostics table');
+    const box = table.closest('.scroll');
+    const body = document.body.getBoundingClientRect();
+    const pad = parseFloat(getComputedStyle(document.body).paddingRight);
+    const out = {
+      overflowX: box && getComputedStyle(box).overflowX,
+      boxRight: box && box.getBoundingClientRect().right,
+      boxHeight: box && box.getBoundingClientRect().height,
+      boxWidth: box && box.clientWidth,
+      tableWidth: table.getBoundingClientRect().width,
+      contentRight: body.right - pad,
+      pageWidth: document.documentElement.scrollWidth,
+      viewportWidth: document.documentElement.clientWidth,
+      viewportHeight: window.innerHeight,
+    };
+    const pre = document.createElement('pre');
+    pre.id = 'measures';
+    pre.textContent = JSON.stringify(out);
+    document.body.appendChild(pre);
+    </script>"""
+    html = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text())
+    probe = page.with_name("measure.html")
+    probe.write_text(html.replace("</body>", script + "</body>"))
+    dom = run_browser(probe, profile, f"--window-size={width},{height}", "--dump-dom").stdout
+    found = re.search(r'<pre id="measures">(.*?)</pre>', dom, re.S)
+    assert found, "the measuring script did not run"
+    measures: dict[str, Any] = json.loads(html_lib.unescape(found.group(1)))
+    return measures
+
+
+def test_wide_tables_scroll_inside_their_own_box(
+    report_html: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    profile = tmp_path_factory.mktemp("chromium-measure")
+    m = page_measures(report_html, profile, 760, 600)  # a narrow window: the table is wider
+    assert m["overflowX"] in ("auto", "scroll")
+    assert m["tableWidth"] > m["boxWidth"]  # it does not fit, so it scrolls inside its box
+    assert m["boxRight"] <= m["contentRight"] + 1  # the box stays within the page's column
+    assert m["pageWidth"] <= m["viewportWidth"]  # the page itself never scrolls sideways
+    assert m["boxHeight"] <= m["viewportHeight"]  # so its scroll bar can be seen on screen
+    html = report_html.read_text()
+    assert "parse_<wbr>failure_<wbr>rate" in html  # headers may wrap at underscores first
+
+
+def flag_items(short: bool) -> list[dict[str, Any]]:
+    """Two models over 2 datasets × 3 steerings × 2 groups × 4 questions; with ``short``,
+    "small" skips q3 of nytimes. Some details carry an old run's leading "; "."""
+    full = grid("gpt-4", "verbalize", by_steering(0.3, 0.2, 0.1), detail="; attempts=1")
+    full += grid("gpt-4", "logp", by_steering(0.3, 0.2, 0.1), detail="; attempts=1")
+    full += grid("gpt-4", "sequence", by_steering(0.3, 0.3, 0.2))
+    small = grid("small", "verbalize", by_steering(0.4, 0.3, 0.2), detail="ok; attempts=2")
+    small += grid("small", "logp", by_steering(0.4, 0.3, 0.2), detail=";attempts=1")
+    small += grid("small", "sequence", by_steering(0.4, 0.4, 0.3))
+    if short:
+        small = [r for r in small if not (r["dataset"] == "nytimes" and r["question_id"] == "q3")]
+    return full + small
+
+
+def flag_report(tmp_path: Path, short: bool) -> tuple[str, list[str]]:
+    """The report's HTML (unescaped), and the text of its figures' SVGs and Markdown tables."""
+    write_results(tmp_path / "run", flag_items(short), kind="run")
+    report = build_report([tmp_path / "run"], tmp_path / "report.html", n_boot=N_BOOT)
+    files = [p.read_text() for p in report.files if p.suffix in (".svg", ".md")]
+    return html_lib.unescape(report.html.read_text()), files
+
+
+def test_a_model_on_fewer_items_is_flagged_everywhere(tmp_path: Path) -> None:
+    html, files = flag_report(tmp_path, short=True)
+    # small: 48 items less nytimes q3 (3 steerings × 2 groups) = 42 of gpt-4's 48
+    label = "small † (n=42)"
+    note = "† evaluated on fewer items than the others (small: 42 of 48)"
+    tables = ["leaderboard_standard", "leaderboard_standard_long", "gap_standard"]
+    for table in [*tables, "breakdown_standard", "diagnostics", "calibration"]:
+        section = re.search(rf'<section id="table-{table}">(.*?)</section>', html, re.S)
+        assert section, table
+        assert f"<td>{label}</td>" in section.group(1), table
+        assert note in section.group(1), table
+        assert "<td>GPT-4</td>" in section.group(1) and "GPT-4 †" not in section.group(1)
+    for name in ("tv_per_method", "logp_reliability", "majority_scatter"):
+        figure = re.search(rf'<figure id="figure-{name}">(.*?)</figure>', html, re.S)
+        assert figure and note in figure.group(1), name
+    legends = [text for text in files if "<svg" in text[:400] and label in text]
+    assert len(legends) == 3  # the SVGs keep their text: the three legends with models
+    assert any(label in text and note in text for text in files)  # Markdown tables
+    assert "GPT-4 †" not in html
+    # The CSV files keep the bare names.
+    board = pd.read_csv(tmp_path / "report_files" / "tables" / "leaderboard_standard.csv")
+    assert set(board["model_name"]) == {"GPT-4", "small"}
+
+
+def test_no_flag_when_every_model_has_the_same_items(tmp_path: Path) -> None:
+    html, files = flag_report(tmp_path, short=False)
+    assert "†" not in html
+    assert not any("†" in text for text in files)
+
+
+def test_sample_details_never_start_with_a_separator(tmp_path: Path) -> None:
+    html, _ = flag_report(tmp_path, short=False)
+    details = re.findall(r"<dt>detail</dt><dd>(.*?)</dd>", html, re.S)
+    assert details, "no sample shows a detail"
+    assert not [d for d in details if d.lstrip().startswith(";")]
+    assert "attempts=1" in details and "ok; attempts=2" in details

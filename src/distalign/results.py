@@ -9,6 +9,7 @@ row stays in the table so failures are counted, never hidden.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -91,6 +92,17 @@ def survey_rows(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     keep = frame["order"].isna() | (frame["order"] == SURVEY_ORDER)
     return frame if bool(keep.all()) else frame[keep].reset_index(drop=True)
+
+
+def failure_pattern(detail: str) -> str:
+    """A parse failure's detail without its numbers, so alike failures count together.
+
+    The first note of ``detail`` (notes are ``; ``-separated, ``attempts=`` dropped), with
+    every number replaced by ``#``, at most 80 characters: ``"2% of the stated total on
+    letters that are not options (D)"`` gives ``"#% of the stated total on letters ..."``.
+    """
+    first = detail.split("; attempts=")[0].split("; ")[0]
+    return re.sub(r"\d+(\.\d+)?", "#", first)[:80]
 
 
 def load_results(path: str | Path, *, all_orders: bool = False) -> pd.DataFrame:

@@ -92,8 +92,10 @@ def _mount_subcommands() -> None:
     from distalign.cli.data import data_app
     from distalign.cli.plan import plan_command
     from distalign.cli.toy import toy_app
+    from distalign.cli.view import view_command
 
     app.command("plan")(plan_command)
+    app.command("view")(view_command)
     app.add_typer(data_app, name="data", help="Find, download, inspect and validate datasets.")
     app.add_typer(toy_app, name="toy", help="The biased-coin and biased-die calibration toys.")
 

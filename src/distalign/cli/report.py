@@ -53,6 +53,7 @@ def report_command(
 ) -> None:
     """Build a self-contained HTML report, plus CSV/JSON/Markdown tables and PNG/SVG figures."""
     from distalign.report import build_report
+    from distalign.report.common import MARK
 
     pair = [g.strip() for g in groups.split(",") if g.strip()]
     if len(pair) != 2:
@@ -79,9 +80,11 @@ def report_command(
         )
     for table in report.tables:
         if table.headline and not table.collapsed:
-            print_frame(table.frame, table.title, table.shown)  # print_frame escapes markup
+            print_frame(table.shown_frame, table.title, table.shown)  # print_frame escapes markup
             if table.name == "coverage":
                 console.print(table.note, markup=False)
+            elif table.display is not None and MARK in table.note:  # a model on fewer items
+                console.print(table.note[table.note.index(MARK) :], markup=False)
     console.print(f"report written to {report.html} ({len(report.figures)} figures)")
     console.print(f"tables (CSV, JSON, Markdown) and figures (PNG, SVG) in {report.assets}/")
 

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from distalign.cli._position import parse_orders, show_position_bias
 from distalign.cli._render import console, print_frame, write_frame
 from distalign.errors import EXIT_INCOMPLETE
+from distalign.results import failure_pattern
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -321,15 +322,9 @@ def _failure_summary(request_failures: dict[str, int], frame: Any) -> None:
         return
     parts = []
     for method, rows in failed.groupby("method", sort=False):
-        reasons = rows["detail"].astype(str).map(_reason_pattern).value_counts()
+        reasons = rows["detail"].astype(str).map(failure_pattern).value_counts()
         parts.append(f"{method} {len(rows)} (most often: {reasons.index[0]})")
     console.print(f"parse failures: {escape('; '.join(parts))}")
-
-
-def _reason_pattern(detail: str) -> str:
-    """A parse failure's detail without its numbers, so alike failures count together."""
-    first = detail.split("; attempts=")[0].split("; ")[0]
-    return re.sub(r"\d+(\.\d+)?", "#", first)[:80]
 
 
 def _leaderboard(frame: Any, out: Path, n_boot: int) -> None:

@@ -81,6 +81,11 @@ def resolve_data_dir(
     return data_dir
 
 
+def chosen_data_dir(explicit: str | Path | None = None) -> Path:
+    """The data directory the precedence above picks, whether or not it holds the files."""
+    return _chosen_dir(explicit)[0]
+
+
 def missing_files(data_dir: Path, required: Iterable[str]) -> list[str]:
     return [name for name in required if not (data_dir / name).is_file()]
 

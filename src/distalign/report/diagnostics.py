@@ -67,13 +67,16 @@ def _covered_mass(part: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _usage(part: pd.DataFrame) -> dict[str, float]:
-    out = {}
+def _usage(part: pd.DataFrame) -> dict[str, float | int]:
+    out: dict[str, float | int] = {}
     for column in part.columns:
         if any(word in column.lower() for word in USAGE_WORDS):
             values = pd.to_numeric(part[column], errors="coerce")
             if values.notna().any():
-                out[f"{column}_total"] = float(values.sum())
+                total = float(values.sum())
+                # Token counts stay whole numbers ("1920", not "1920.000"); costs keep cents.
+                whole = "token" in column.lower() and total.is_integer()
+                out[f"{column}_total"] = int(total) if whole else total
     return out
 
 

@@ -10,6 +10,7 @@ returns a :class:`matplotlib.figure.Figure`; :func:`save` writes it as PNG and S
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from distalign.report.diagnostics import (
     expected_calibration_error,
     reliability_bins,
 )
-from distalign.report.items import display_name, models_only
+from distalign.report.items import models_only
 from distalign.report.plotting import (
     OKABE_ITO,
     PAPER_MODELS,
@@ -34,6 +35,7 @@ from distalign.report.plotting import (
     colour,
     empty_figure,
     model_colour,
+    model_label,
     ordered_models,
     png_base64,
     save,
@@ -57,6 +59,7 @@ __all__ = [
     "method_figure",
     "method_label",
     "model_colour",
+    "model_label",
     "ordered_models",
     "png_base64",
     "read_toy_table",
@@ -94,7 +97,8 @@ def steering_figure(summary: pd.DataFrame) -> Figure:
         ax.set_xlabel("dataset")
         ax.set_ylabel("mean total variation (lower is better)")
         ax.set_title("Mean TV per steering method per dataset (95% CI)")
-        ax.legend(title="steering", frameon=False)
+        # Beside the axes, never over the bars.
+        ax.legend(title="steering", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         return fig
 
 
@@ -110,8 +114,13 @@ def _bars(ax: Axes, x: np.ndarray, part: pd.DataFrame, width: float, fill: str, 
 # --- TV per method per model, baselines as reference lines -----------------------------------
 
 
-def method_figure(board: pd.DataFrame, baselines: pd.DataFrame | None = None) -> Figure:
-    """Mean TV per method (x) and model (bars) with CIs; baselines drawn as dashed lines."""
+def method_figure(
+    board: pd.DataFrame,
+    baselines: pd.DataFrame | None = None,
+    names: Mapping[Any, str] | None = None,
+) -> Figure:
+    """Mean TV per method (x) and model (bars) with CIs; baselines drawn as dashed lines.
+    ``names`` overrides models' legend labels (:func:`.plotting.model_label`)."""
     with style():
         fig = Figure(figsize=(8, 3.8), layout="constrained")
         if board.empty:
@@ -126,13 +135,21 @@ def method_figure(board: pd.DataFrame, baselines: pd.DataFrame | None = None) ->
             x = np.array([j for j, m in enumerate(methods) if m in rows.index])
             part = rows.loc[[m for m in methods if m in rows.index]]
             offset = (i - (len(models) - 1) / 2) * width
-            _bars(ax, x + offset, part, width, model_colour(model, models), display_name(model))
+            fill = model_colour(model, models)
+            _bars(ax, x + offset, part, width, fill, model_label(model, names))
         _baseline_lines(ax, baselines)
         ax.set_xticks(range(len(methods)), [method_label(m) for m in methods])
         ax.set_xlabel("expression method")
         ax.set_ylabel("mean total variation (lower is better)")
         ax.set_title("Mean TV per method and model, persona + few-shot (95% CI)")
-        ax.legend(title="model", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        # Below the axes: the right margin holds the baselines' labels, the bars the inside.
+        ax.legend(
+            title="model",
+            frameon=False,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncols=min(len(models), 4),
+        )
         return fig
 
 
@@ -147,9 +164,10 @@ def _baseline_lines(ax: Axes, baselines: pd.DataFrame | None) -> None:
             f"{row['method']} {row['mean']:.3f}",
             xy=(1.0, row["mean"]),
             xycoords=("axes fraction", "data"),
-            xytext=(-2, 2),
+            xytext=(3, 0),  # in the right margin, clear of the bars
             textcoords="offset points",
-            ha="right",
+            ha="left",
+            va="center",
             fontsize=7,
             color="#333333",
         )
@@ -158,7 +176,9 @@ def _baseline_lines(ax: Axes, baselines: pd.DataFrame | None) -> None:
 # --- Log-p reliability ---------------------------------------------------------------------
 
 
-def reliability_figure(items: pd.DataFrame, n_bins: int = 10) -> Figure:
+def reliability_figure(
+    items: pd.DataFrame, n_bins: int = 10, names: Mapping[Any, str] | None = None
+) -> Figure:
     """Reliability diagrams of Log-p (left) and TS-Log-p (right), one line per model, ECE in
     the legend: does a predicted option probability of 0.3 come true 30% of the time?"""
     with style():
@@ -169,7 +189,7 @@ def reliability_figure(items: pd.DataFrame, n_bins: int = 10) -> Figure:
         axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         models = ordered_models(items.loc[items["method"].isin(panels), "model"])
         for ax, method in zip(axes, panels, strict=True):
-            _reliability_panel(ax, items[items["method"] == method], models, n_bins)
+            _reliability_panel(ax, items[items["method"] == method], models, n_bins, names)
             ax.set_title(
                 f"{method_label(method)}: {'after' if method == 'ts_logp' else 'before'}"
                 " temperature scaling"
@@ -178,7 +198,9 @@ def reliability_figure(items: pd.DataFrame, n_bins: int = 10) -> Figure:
         return fig
 
 
-def _reliability_panel(ax: Axes, part: pd.DataFrame, models: list[Any], n_bins: int) -> None:
+def _reliability_panel(
+    ax: Axes, part: pd.DataFrame, models: list[Any], n_bins: int, names: Mapping[Any, str] | None
+) -> None:
     ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=1, label="perfect")
     for model in models:
         pred, truth = calibration_points(part[part["model"] == model])
@@ -192,14 +214,15 @@ def _reliability_panel(ax: Axes, part: pd.DataFrame, models: list[Any], n_bins: 
             marker="o",
             markersize=3,
             color=model_colour(model, models),
-            label=f"{display_name(model)} (ECE {ece:.3f})",
+            label=f"{model_label(model, names)} (ECE {ece:.3f})",
         )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
     ax.set_xlabel("mean predicted probability (binned)")
     ax.grid(True, axis="both", alpha=0.3)
-    ax.legend(frameon=False, loc="upper left")
+    # Below the panel: inside, it would hide the points of the upper left.
+    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16))
 
 
 # --- majority-answer scatter ---------------------------------------------------------------
@@ -225,7 +248,9 @@ def majority_frame(items: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(columns[:4], sort=False, as_index=False)[columns[4:]].mean()
 
 
-def majority_scatter(items: pd.DataFrame, columns: int = 3) -> Figure:
+def majority_scatter(
+    items: pd.DataFrame, columns: int = 3, names: Mapping[Any, str] | None = None
+) -> Figure:
     """One panel per method: predicted vs true probability of the majority answer, one point
     per question, coloured by model (persona + few-shot items)."""
     points = majority_frame(select(models_only(items), MAIN_STEERINGS))
@@ -250,7 +275,7 @@ def majority_scatter(items: pd.DataFrame, columns: int = 3) -> Figure:
         handles = [
             Line2D([], [], marker="o", linestyle="", color=model_colour(m, models)) for m in models
         ]
-        labels = [display_name(m) for m in models]
+        labels = [model_label(m, names) for m in models]
         fig.legend(handles, labels, frameon=False, loc="outside right upper", title="model")
         return fig
 

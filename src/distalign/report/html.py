@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,22 @@ from matplotlib.figure import Figure
 
 from distalign import __version__
 from distalign.report import figures as fig
-from distalign.report.common import comparable_items
-from distalign.report.items import BASELINE, Source, load_items, modes_of, results_folders
+from distalign.report.common import (
+    Shortfall,
+    comparable_items,
+    fewer_items,
+    fewer_note,
+    flag_table,
+    flagged_names,
+)
+from distalign.report.items import (
+    BASELINE,
+    Source,
+    display_name,
+    load_items,
+    modes_of,
+    results_folders,
+)
 from distalign.report.knowledge import knowledge_tables
 from distalign.report.lookup import DatasetLookup, messages_text
 from distalign.report.position import position_figures, position_tables
@@ -133,9 +147,11 @@ def build_report(
     tables += knowledge_tables(items, sources, n_boot=n_boot, seed=seed)  # gap split, steering
     if with_humans is not None:
         tables.insert(0, humans_table(items, with_humans, n_boot=n_boot, seed=seed))
-    files = write_tables(tables, assets / "tables")
+    short = fewer_items(items)  # models evaluated on fewer items than the others: flagged
+    tables = [flag_table(t, short, modes_of(items)) for t in tables]
+    files = write_tables(tables, assets / "tables")  # CSV/JSON keep the unflagged frames
     lookup = DatasetLookup(sources)
-    pending = pending_figures(items, tables, toy, stereotype_groups, lookup)
+    pending = pending_figures(items, tables, toy, stereotype_groups, lookup, short)
     figures = [_render_figure(p, assets / "figures") for p in pending]
     files += [p for f in figures for p in f.files]
     context = {
@@ -202,19 +218,25 @@ def pending_figures(
     toy: Path | pd.DataFrame | None,
     groups: tuple[str, str],
     lookup: DatasetLookup,
+    short: Shortfall | None = None,
 ) -> list[_Pending]:
     """The report's figures for its first mode (standard when present: the paper mode's
-    positional pairing of predictions and truths makes its calibration plots unreliable)."""
+    positional pairing of predictions and truths makes its calibration plots unreliable).
+    Models of ``short`` (:func:`~distalign.report.common.fewer_items`) are flagged in the
+    legends and captions."""
     mode = modes_of(items)[0]
     mine = items[items["mode"] == mode]
     named = {t.name: t.frame for t in tables}
+    names = flagged_names(short or {}, mode, set(mine["model"].astype(str)))
     pending = [
         _Pending(
             "tv_per_method",
             f"Mean TV per method per model [{mode} mode]",
             "Bars: mean TV over datasets (persona + few-shot) with 95% CI whiskers. Dashed "
             "lines: baselines, aggregated the same way.",
-            fig.method_figure(named[f"leaderboard_{mode}_long"], named.get(f"baselines_{mode}")),
+            fig.method_figure(
+                named[f"leaderboard_{mode}_long"], named.get(f"baselines_{mode}"), names
+            ),
         ),
         _Pending(
             "tv_per_steering",
@@ -225,34 +247,48 @@ def pending_figures(
         ),
     ]
     if mine["method"].isin(("logp", "ts_logp")).any():
-        pending.append(_reliability(mine, mode))
-    pending.append(_majority(mine, mode))
-    pending += [_Pending(*p) for p in position_figures({t.name: t.frame for t in tables})]
+        pending.append(_reliability(mine, mode, names))
+    pending.append(_majority(mine, mode, names))
+    pending += [_Pending(*p) for p in position_figures(named, names)]
     if (mine["dataset"] == "nytimes").any():
         pending.append(_stereotype(mine, mode, groups, lookup))
     if toy is not None:
         pending.append(_coin(toy))
+    return [_flag_caption(p, short or {}, mode) for p in pending]
+
+
+def _flag_caption(pending: _Pending, short: Shortfall, mode: str) -> _Pending:
+    """The fewer-items note under a figure whose legend shows a flagged model."""
+    legends = [*pending.figure.legends, *(a.get_legend() for a in pending.figure.get_axes())]
+    texts = [t.get_text() for legend in legends if legend is not None for t in legend.texts]
+    flagged = [
+        (display_name(model), hit)
+        for (m, model), hit in short.items()
+        if m == mode and any(flagged_names(short, mode, [model])[model] in t for t in texts)
+    ]
+    if flagged:
+        pending.caption = f"{pending.caption} {fewer_note(flagged)}"
     return pending
 
 
-def _reliability(items: pd.DataFrame, mode: str) -> _Pending:
+def _reliability(items: pd.DataFrame, mode: str, names: Mapping[Any, str]) -> _Pending:
     return _Pending(
         "logp_reliability",
         f"Log-p reliability before and after temperature scaling [{mode} mode]",
         "Each option of each scored item is a (predicted, true) probability pair, binned by "
         "predicted probability; on the dotted diagonal a model is calibrated. ECE: the "
         "count-weighted mean gap between the two.",
-        fig.reliability_figure(items),
+        fig.reliability_figure(items, names=names),
     )
 
 
-def _majority(items: pd.DataFrame, mode: str) -> _Pending:
+def _majority(items: pd.DataFrame, mode: str, names: Mapping[Any, str]) -> _Pending:
     return _Pending(
         "majority_scatter",
         f"Predicted vs true probability of the majority answer [{mode} mode]",
         "One point per question (mean over its groups, persona + few-shot). Points below the "
         "diagonal under-weight the answer most of the group gave.",
-        fig.majority_scatter(items),
+        fig.majority_scatter(items, names=names),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,14 @@ def model_colour(model: Any, models: Sequence[Any]) -> str:
         return colour(PAPER_MODELS.index(model))
     others = [m for m in ordered_models(models) if m not in PAPER_MODELS]
     return colour(len(PAPER_MODELS) + others.index(model))
+
+
+def model_label(model: Any, names: Mapping[Any, str] | None = None) -> str:
+    """A model's legend label: ``names[model]`` when given (e.g. flagged as evaluated on fewer
+    items, :func:`distalign.report.common.flagged_names`), else its display name."""
+    if names and model in names:
+        return names[model]
+    return MODEL_DISPLAY_NAMES.get(str(model), str(model))
 
 
 def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:

@@ -9,6 +9,7 @@ answers follow content only) and the TV of the debiased prediction (the mean ove
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,14 @@ from matplotlib.figure import Figure
 
 from distalign.methods import method_label
 from distalign.metrics.position import load_all_orders, position_table
-from distalign.report.items import Source, ci_mode_for, display_name
-from distalign.report.plotting import empty_figure, model_colour, ordered_models, style
+from distalign.report.items import Source, ci_mode_for
+from distalign.report.plotting import (
+    empty_figure,
+    model_colour,
+    model_label,
+    ordered_models,
+    style,
+)
 from distalign.report.tables import ReportTable
 
 NAME = "position_bias"
@@ -59,7 +66,7 @@ def position_tables(sources: Sequence[Source], *, n_boot: int, seed: int) -> lis
 
 
 def position_figures(
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, pd.DataFrame], names: Mapping[Any, str] | None = None
 ) -> list[tuple[str, str, str, Figure]]:
     """(name, title, caption, figure) for the report, when it has a position-bias table."""
     table = tables.get(NAME)
@@ -70,10 +77,10 @@ def position_figures(
         "orders, 95% CI; 0 = content only). Right: TV to the truth in the survey order "
         "(hatched) and of the prediction averaged over orders (solid)."
     )
-    return [(NAME, "Position bias and debiased TV", caption, position_figure(table))]
+    return [(NAME, "Position bias and debiased TV", caption, position_figure(table, names))]
 
 
-def position_figure(table: pd.DataFrame) -> Figure:
+def position_figure(table: pd.DataFrame, names: Mapping[Any, str] | None = None) -> Figure:
     """Bars per method (x) and model: bias index with CIs, and survey vs debiased TV."""
     with style():
         fig = Figure(figsize=(9, 3.6), layout="constrained")
@@ -96,7 +103,7 @@ def position_figure(table: pd.DataFrame) -> Figure:
                     part["bias_ci_high"].to_numpy(dtype=float) - mean,
                 ]
             )
-            bias_ax.bar(x, mean, width, color=fill, label=display_name(model))
+            bias_ax.bar(x, mean, width, color=fill, label=model_label(model, names))
             bias_ax.errorbar(x, mean, np.clip(err, 0, None), fmt="none", ecolor="#333", capsize=2)
             half = width / 2
             survey = part["tv_survey"].to_numpy(dtype=float)

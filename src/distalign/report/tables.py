@@ -119,10 +119,18 @@ class ReportTable:
     note: str = ""
     collapsed: bool = False  # long tables start folded in the HTML report
     headline: bool = False  # shown before the figures (leaderboards, baselines, gap)
+    # ``frame`` as readers see it (e.g. models flagged by distalign.report.common); the files
+    # keep ``frame`` itself
+    display: pd.DataFrame | None = None
 
     @property
     def shown(self) -> list[str]:
         return [c for c in self.columns if c in self.frame] or list(self.frame.columns)
+
+    @property
+    def shown_frame(self) -> pd.DataFrame:
+        """The frame the HTML, Markdown and terminal show (``display`` when set)."""
+        return self.frame if self.display is None else self.display
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -130,7 +138,7 @@ class ReportTable:
 
 def to_markdown(table: ReportTable, digits: int = 3) -> str:
     """A GitHub-flavoured Markdown table of the shown columns (pipes and newlines escaped)."""
-    frame, columns = table.frame, table.shown
+    frame, columns = table.shown_frame, table.shown
     lines = [f"### {table.title}", ""]
     if table.note:
         lines += [table.note, ""]

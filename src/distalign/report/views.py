@@ -19,7 +19,7 @@ MAX_TEXT = 6000  # characters of one reply or prompt shown; the rest is cut with
 
 
 def table_view(table: ReportTable) -> dict[str, Any]:
-    frame, columns = table.frame, table.shown
+    frame, columns = table.shown_frame, table.shown
     numeric = [c in frame and bool(pd.api.types.is_numeric_dtype(frame[c])) for c in columns]
     rows = [[fmt(row[c]) for c in columns] for _, row in frame.iterrows()]
     return {
@@ -134,7 +134,7 @@ def _item_view(row: pd.Series, lookup: DatasetLookup) -> dict[str, Any]:
         "prompt": _clip(messages_text(prompt) if prompt is not None else None),
         "prompt_rebuilt": rebuilt and prompt is not None,
         "raw": _clip(_raw_text(row.get("raw"))),
-        "detail": _clip(row.get("detail")),
+        "detail": _clip(_detail(row.get("detail"))),
     }
 
 
@@ -152,6 +152,17 @@ def _options(row: pd.Series, question: Any) -> list[tuple[str, str, str, str]]:
         )
         for i, letter in enumerate(letters)
     ]
+
+
+def _detail(value: Any) -> str | None:
+    """The parse detail without the leading "; " that results of earlier versions carry
+    when the parser had nothing to say ("; attempts=1")."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    while text.startswith(";"):
+        text = text[1:].lstrip()
+    return text or None
 
 
 def _raw_text(value: Any) -> str | None:
