@@ -242,8 +242,9 @@ def test_prose_is_never_an_answer(words: list[str], separators: list[str], n_let
     got = parse_single_letter(reply, letters)
     if got is not None:  # only a reply that is the letter itself, with wrappers or "Answer:"
         assert letters_only(reply).upper() == got, reply
-    # Option texts made of other words never turn prose into an answer either.
-    options = [f"Option text number {i}" for i in range(n_letters)]
+    # Option texts made of other words never turn prose into an answer either. (They share no
+    # word with WORDS: "A. Option" is a cut-short echo of an option "Option ...", a valid answer.)
+    options = [f"Zebra text number {i}" for i in range(n_letters)]
     with_options = parse_single_letter(reply, letters, options=options)
     assert with_options is None or letters_only(reply).upper() == with_options, reply
 
